@@ -1,0 +1,347 @@
+//! The typed application model every other part of fiaas works from.
+//!
+//! An [`AppSpec`] is what a fiaas.yml (v2 or v3) means once defaults are applied, the version is
+//! migrated and the deployment facts of the Application are attached. Field names follow the
+//! upstream daemon's `AppSpec`, so its documentation applies.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A port given either by number or by name, as Kubernetes' `IntOrString`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PortRef {
+    /// A port number.
+    Number(i64),
+    /// A port name.
+    Name(String),
+}
+
+impl std::fmt::Display for PortRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortRef::Number(n) => write!(f, "{n}"),
+            PortRef::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The deployment facts an Application carries next to its fiaas.yml.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AppFacts {
+    /// `spec.application`.
+    pub name: String,
+    /// The Application's namespace.
+    pub namespace: String,
+    /// `spec.image`.
+    pub image: String,
+    /// The `fiaas/deployment_id` label.
+    pub deployment_id: String,
+    /// The Application's `metadata.uid`; owner references are set only when present.
+    pub uid: Option<String>,
+    /// `spec.additional_labels`.
+    pub additional_labels: Option<AdditionalLabelsOrAnnotations>,
+    /// `spec.additional_annotations`.
+    pub additional_annotations: Option<AdditionalLabelsOrAnnotations>,
+}
+
+/// The Application's `additional_labels` / `additional_annotations` object.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdditionalLabelsOrAnnotations {
+    /// Applied to every kind except the ApplicationStatus.
+    #[serde(rename = "global", skip_serializing_if = "Option::is_none")]
+    pub global: Option<BTreeMap<String, String>>,
+    /// Deployment metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<BTreeMap<String, String>>,
+    /// HorizontalPodAutoscaler metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub horizontal_pod_autoscaler: Option<BTreeMap<String, String>>,
+    /// Ingress metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<BTreeMap<String, String>>,
+    /// Service metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<BTreeMap<String, String>>,
+    /// ServiceAccount metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<BTreeMap<String, String>>,
+    /// Pod template metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<BTreeMap<String, String>>,
+    /// ApplicationStatus metadata (the global entry does not apply here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<BTreeMap<String, String>>,
+    /// PodDisruptionBudget metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_disruption_budget: Option<BTreeMap<String, String>>,
+    /// RoleBinding metadata.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_binding: Option<BTreeMap<String, String>>,
+}
+
+/// Everything fiaas knows about one deployment of one application.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AppSpec {
+    /// The Application's uid; drives owner references.
+    pub uid: Option<String>,
+    /// Namespace of the Application and of everything created for it.
+    pub namespace: String,
+    /// Application name; the name of most created objects.
+    pub name: String,
+    /// Container image.
+    pub image: String,
+    /// Replica range and HPA settings.
+    pub autoscaler: AutoscalerSpec,
+    /// Resource limits and requests of the main container.
+    pub resources: ResourcesSpec,
+    /// Whether the pod gets a service account token.
+    pub admin_access: bool,
+    /// Expose the app's Secret as environment variables.
+    pub secrets_in_environment: bool,
+    /// Prometheus scraping.
+    pub prometheus: PrometheusSpec,
+    /// Datadog sidecar.
+    pub datadog: DatadogSpec,
+    /// Ports the application listens on.
+    pub ports: Vec<PortSpec>,
+    /// Liveness and readiness checks.
+    pub health_checks: HealthChecksSpec,
+    /// Legacy team names (always empty for Applications).
+    pub teams: Vec<String>,
+    /// Legacy tags (always empty for Applications).
+    pub tags: Vec<String>,
+    /// The deployment id of this deployment.
+    pub deployment_id: String,
+    /// Labels per kind, fiaas.yml merged with the Application's additional labels.
+    pub labels: LabelsAndAnnotations,
+    /// Annotations per kind, fiaas.yml merged with the Application's additional annotations.
+    pub annotations: LabelsAndAnnotations,
+    /// Ingress items, with path ports resolved to service port numbers.
+    pub ingresses: Vec<IngressItemSpec>,
+    /// Legacy Strongbox secrets.
+    pub strongbox: StrongboxSpec,
+    /// Rolling-update strategy for single-replica apps.
+    pub singleton: bool,
+    /// TLS request of the app.
+    pub ingress_tls: IngressTlsSpec,
+    /// Secret init-containers requested by type.
+    pub secrets: Vec<SecretsSpec>,
+    /// The fiaas.yml as the extension hook receives it (v3 form).
+    pub app_config: Value,
+}
+
+impl AppSpec {
+    /// The text after the last `:` of the image, as upstream computes the version label.
+    ///
+    /// This is not a parsed tag: `registry:5000/app` yields `5000/app`. `None` when the image has
+    /// no `:` at all (upstream then fails the deploy).
+    pub fn version(&self) -> Option<&str> {
+        self.image.rsplit_once(':').map(|(_, v)| v)
+    }
+}
+
+/// Replica range.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AutoscalerSpec {
+    /// `minimum != maximum`.
+    pub enabled: bool,
+    /// Minimum replicas, never above the maximum.
+    pub min_replicas: i32,
+    /// Maximum replicas.
+    pub max_replicas: i32,
+    /// HPA target CPU utilisation.
+    pub cpu_threshold_percentage: i32,
+}
+
+/// Resource limits and requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResourcesSpec {
+    /// Limits.
+    pub limits: ResourceRequirementSpec,
+    /// Requests.
+    pub requests: ResourceRequirementSpec,
+}
+
+/// One side of the resources; `None` where the app sets nothing (v2 apps without resources).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResourceRequirementSpec {
+    /// CPU quantity.
+    pub cpu: Option<String>,
+    /// Memory quantity.
+    pub memory: Option<String>,
+}
+
+/// Prometheus scraping.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrometheusSpec {
+    /// Add the scrape annotations.
+    pub enabled: bool,
+    /// Port name or number.
+    pub port: PortRef,
+    /// Metrics path.
+    pub path: String,
+}
+
+/// Datadog sidecar.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatadogSpec {
+    /// Attach the sidecar.
+    pub enabled: bool,
+    /// Tags, in document order, values as written (rendered like upstream when used).
+    pub tags: Map<String, Value>,
+}
+
+/// Protocol of a port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP: gets ingress and http health checks.
+    Http,
+    /// TCP.
+    Tcp,
+}
+
+/// One port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PortSpec {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Port name.
+    pub name: String,
+    /// Service port.
+    pub port: i32,
+    /// Container port.
+    pub target_port: i32,
+}
+
+/// Both health checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HealthChecksSpec {
+    /// Liveness probe.
+    pub liveness: CheckSpec,
+    /// Readiness probe.
+    pub readiness: CheckSpec,
+}
+
+/// One probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckSpec {
+    /// What the probe does.
+    pub action: CheckAction,
+    /// Seconds before the first probe.
+    pub initial_delay_seconds: i32,
+    /// Seconds between probes.
+    pub period_seconds: i32,
+    /// Successes needed after a failure.
+    pub success_threshold: i32,
+    /// Failures needed after a success.
+    pub failure_threshold: i32,
+    /// Probe timeout.
+    pub timeout_seconds: i32,
+}
+
+/// The one action of a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckAction {
+    /// Run a command; the string is split with shell quoting rules.
+    Execute {
+        /// The command line.
+        command: String,
+    },
+    /// HTTP GET.
+    Http {
+        /// Path.
+        path: String,
+        /// Port name or number.
+        port: PortRef,
+        /// Extra request headers, in document order.
+        http_headers: Vec<(String, String)>,
+    },
+    /// TCP connect.
+    Tcp {
+        /// Port name or number.
+        port: PortRef,
+    },
+}
+
+/// Labels or annotations per generated kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LabelsAndAnnotations {
+    /// Deployment.
+    pub deployment: BTreeMap<String, String>,
+    /// HorizontalPodAutoscaler.
+    pub horizontal_pod_autoscaler: BTreeMap<String, String>,
+    /// Ingress.
+    pub ingress: BTreeMap<String, String>,
+    /// Service.
+    pub service: BTreeMap<String, String>,
+    /// ServiceAccount.
+    pub service_account: BTreeMap<String, String>,
+    /// Pod template.
+    pub pod: BTreeMap<String, String>,
+    /// ApplicationStatus (only from the Application's additional labels).
+    pub status: BTreeMap<String, String>,
+    /// PodDisruptionBudget.
+    pub pod_disruption_budget: BTreeMap<String, String>,
+    /// RoleBinding.
+    pub role_binding: BTreeMap<String, String>,
+}
+
+/// One `ingress` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IngressItemSpec {
+    /// Explicit host, if any.
+    pub host: Option<String>,
+    /// Paths and the service port numbers they route to.
+    pub pathmappings: Vec<IngressPathMappingSpec>,
+    /// Annotations; a non-empty map puts this item in its own Ingress.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One path of an ingress entry.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct IngressPathMappingSpec {
+    /// URL path.
+    pub path: String,
+    /// Service port number.
+    pub port: i32,
+}
+
+/// Legacy Strongbox secrets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StrongboxSpec {
+    /// Both `iam_role` and `groups` were given.
+    pub enabled: bool,
+    /// IAM role.
+    pub iam_role: Option<String>,
+    /// AWS region.
+    pub aws_region: String,
+    /// Secret groups.
+    pub groups: Option<Vec<String>>,
+}
+
+/// TLS request of the app.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct IngressTlsSpec {
+    /// Tri-state: `None` = not specified, the cluster's `--use-ingress-tls` decides.
+    pub enabled: Option<bool>,
+    /// Issuer name override.
+    pub certificate_issuer: Option<String>,
+}
+
+/// One secret init-container request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SecretsSpec {
+    /// Registered init-container type.
+    #[serde(rename = "type")]
+    pub secret_type: String,
+    /// Environment of the init container, in document order.
+    pub parameters: Vec<(String, String)>,
+    /// Pod annotations.
+    pub annotations: BTreeMap<String, String>,
+}

@@ -1,0 +1,118 @@
+//! The JSON Schema of the v3 format and the YAML 1.1 readings it needs.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::error::Violation;
+use crate::yaml::yaml11_bool;
+
+/// The JSON Schema (draft 2020-12) of a v3 fiaas.yml, for editors and for [`crate::validate`].
+pub const V3_SCHEMA_JSON: &str = include_str!("../schema/fiaas-v3.schema.json");
+
+/// Positions of a v3 document where a boolean is expected.
+const V3_BOOLEANS: &[&str] = &[
+    "/replicas/singleton",
+    "/metrics/prometheus/enabled",
+    "/metrics/datadog/enabled",
+    "/secrets_in_environment",
+    "/admin_access",
+    "/extensions/tls",
+    "/extensions/tls/enabled",
+];
+
+/// Positions of a v2 document where a boolean is expected.
+const V2_BOOLEANS: &[&str] = &[
+    "/admin_access",
+    "/has_secrets",
+    "/autoscaler/enabled",
+    "/prometheus/enabled",
+    "/config/volume",
+];
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value =
+            serde_json::from_str(V3_SCHEMA_JSON).expect("the embedded schema is valid JSON");
+        jsonschema::validator_for(&schema).expect("the embedded schema is a valid JSON Schema")
+    })
+}
+
+/// Every schema violation of a (merged) v3 document.
+pub(crate) fn violations(document: &Value) -> Vec<Violation> {
+    validator()
+        .iter_errors(document)
+        .map(|e| Violation::new(dotted_path(e.instance_path().as_str()), e.to_string()))
+        .collect()
+}
+
+/// `/ingress/0/paths/1/port` → `ingress[0].paths[1].port`.
+pub(crate) fn dotted_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        if !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(&segment);
+            out.push(']');
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+fn coerce_booleans(document: &mut Value, positions: &[&str]) {
+    for position in positions {
+        if let Some(value) = document.pointer_mut(position)
+            && let Some(b) = value.as_str().and_then(yaml11_bool)
+        {
+            *value = Value::Bool(b);
+        }
+    }
+}
+
+/// Read `yes`/`no`/`on`/`off` as booleans where a v3 document expects one (PyYAML did).
+pub(crate) fn coerce_v3(document: &mut Value) {
+    coerce_booleans(document, V3_BOOLEANS);
+}
+
+/// Read `yes`/`no`/`on`/`off` as booleans where a v2 document expects one (PyYAML did).
+pub(crate) fn coerce_v2(document: &mut Value) {
+    coerce_booleans(document, V2_BOOLEANS);
+}
+
+/// Integral floats (`3.0`) become integers, as Python compared and used them, except in the
+/// free-form Datadog tags whose values are rendered as written.
+pub(crate) fn integral_floats_to_ints(value: &mut Value, in_tags: bool) {
+    match value {
+        Value::Number(n) if !in_tags => {
+            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| integral_floats_to_ints(v, in_tags)),
+        Value::Object(map) => map
+            .iter_mut()
+            .for_each(|(k, v)| integral_floats_to_ints(v, in_tags || k == "tags")),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointers_become_dotted_paths() {
+        assert_eq!(dotted_path("/ingress/0/paths/1/port"), "ingress[0].paths[1].port");
+        assert_eq!(dotted_path("/labels/pod/a~1b"), "labels.pod.a/b");
+        assert_eq!(dotted_path(""), "");
+    }
+}

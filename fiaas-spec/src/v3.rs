@@ -1,0 +1,501 @@
+//! Building an [`AppSpec`] from a v3 document, as upstream's v3 factory does.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::{SpecError, Violation};
+use crate::model::*;
+use crate::python::{py_str, truthy, truthy_opt};
+use crate::{defaults, lookup, schema};
+
+/// The v3 document after defaults, in the shape the schema guarantees.
+#[derive(Deserialize)]
+struct Document {
+    replicas: Replicas,
+    ingress: Vec<Ingress>,
+    healthchecks: HealthChecks,
+    resources: Resources,
+    metrics: Metrics,
+    ports: Vec<Port>,
+    annotations: PerKind,
+    labels: PerKind,
+    secrets_in_environment: bool,
+    admin_access: bool,
+    extensions: Extensions,
+}
+
+#[derive(Deserialize)]
+struct Replicas {
+    minimum: i32,
+    maximum: i32,
+    cpu_threshold_percentage: i32,
+    singleton: bool,
+}
+
+#[derive(Deserialize)]
+struct Ingress {
+    host: Option<String>,
+    paths: Vec<IngressPath>,
+    annotations: StringMap,
+}
+
+#[derive(Deserialize)]
+struct IngressPath {
+    path: String,
+    port: PortRef,
+}
+
+#[derive(Deserialize)]
+struct HealthChecks {
+    liveness: Check,
+    readiness: Check,
+}
+
+#[derive(Deserialize)]
+struct Check {
+    execute: Execute,
+    http: Http,
+    tcp: Tcp,
+    initial_delay_seconds: i32,
+    period_seconds: i32,
+    success_threshold: i32,
+    failure_threshold: i32,
+    timeout_seconds: i32,
+}
+
+#[derive(Deserialize)]
+struct Execute {
+    command: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Http {
+    path: String,
+    port: Option<PortRef>,
+    http_headers: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Tcp {
+    port: Option<PortRef>,
+}
+
+#[derive(Deserialize)]
+struct Resources {
+    limits: Requirement,
+    requests: Requirement,
+}
+
+#[derive(Deserialize)]
+struct Requirement {
+    cpu: Option<Value>,
+    memory: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Metrics {
+    prometheus: Prometheus,
+    datadog: Datadog,
+}
+
+#[derive(Deserialize)]
+struct Prometheus {
+    enabled: bool,
+    port: PortRef,
+    path: String,
+}
+
+#[derive(Deserialize)]
+struct Datadog {
+    enabled: bool,
+    tags: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Port {
+    protocol: String,
+    name: String,
+    port: i32,
+    target_port: i32,
+}
+
+/// A map whose null entries upstream drops when it sends the object.
+#[derive(Deserialize, Default)]
+#[serde(transparent)]
+struct StringMap(BTreeMap<String, Option<String>>);
+
+impl StringMap {
+    fn into_map(self) -> BTreeMap<String, String> {
+        self.0.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()
+    }
+}
+
+#[derive(Deserialize)]
+struct PerKind {
+    deployment: StringMap,
+    horizontal_pod_autoscaler: StringMap,
+    service_account: StringMap,
+    ingress: StringMap,
+    service: StringMap,
+    pod: StringMap,
+    pod_disruption_budget: StringMap,
+    role_binding: StringMap,
+}
+
+#[derive(Deserialize)]
+struct Extensions {
+    strongbox: Strongbox,
+    tls: Tls,
+    secrets: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Strongbox {
+    aws_region: String,
+}
+
+#[derive(Deserialize)]
+struct Tls {
+    enabled: Option<bool>,
+    certificate_issuer: Option<String>,
+}
+
+/// Where the v3 document came from; a migrated v2 document leaves unset resources empty.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    V3,
+    MigratedV2,
+}
+
+/// Build the AppSpec of a v3 document (native or migrated), reporting every violation.
+pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<AppSpec, SpecError> {
+    let mut config = config;
+    if origin == Origin::V3 {
+        schema::coerce_v3(&mut config);
+    }
+    rewrite_tls_shorthand(&mut config);
+    let mut merged = lookup::overlay(Some(&config), defaults::v3_effective());
+    schema::integral_floats_to_ints(&mut merged, false);
+    let mut violations = schema::violations(&merged);
+    if !violations.is_empty() {
+        return Err(SpecError::Invalid(violations));
+    }
+    let doc: Document = serde_json::from_value(merged)
+        .map_err(|e| SpecError::Invalid(vec![Violation::new("", e.to_string())]))?;
+
+    let ports: Vec<PortSpec> = doc
+        .ports
+        .iter()
+        .map(|p| PortSpec {
+            protocol: if p.protocol == "tcp" { Protocol::Tcp } else { Protocol::Http },
+            name: p.name.clone(),
+            port: p.port,
+            target_port: p.target_port,
+        })
+        .collect();
+
+    let raw_checks = config.get("healthchecks").filter(|c| truthy(c));
+    let raw_check = |kind: &str| raw_checks.and_then(|c| c.get(kind)).filter(|c| truthy(c));
+    let liveness = check(&doc.healthchecks.liveness, raw_check("liveness"), &ports, "liveness", &mut violations);
+    let readiness = if raw_check("readiness").is_none() && raw_check("liveness").is_some() {
+        liveness.clone()
+    } else {
+        check(&doc.healthchecks.readiness, raw_check("readiness"), &ports, "readiness", &mut violations)
+    };
+
+    let ingresses = ingress_items(&doc.ingress, &ports, &mut violations);
+    let secrets = secrets(&doc.extensions.secrets, &mut violations);
+    let (Some(liveness), Some(readiness)) = (liveness, readiness) else {
+        return Err(SpecError::Invalid(violations));
+    };
+    if !violations.is_empty() {
+        return Err(SpecError::Invalid(violations));
+    }
+
+    let maximum = doc.replicas.maximum;
+    let minimum = doc.replicas.minimum.min(maximum);
+    let raw_strongbox = config
+        .pointer("/extensions/strongbox")
+        .filter(|s| truthy(s));
+    let iam_role = raw_strongbox.and_then(|s| s.get("iam_role")).and_then(Value::as_str);
+    let groups = raw_strongbox
+        .and_then(|s| s.get("groups"))
+        .and_then(Value::as_array)
+        .map(|g| g.iter().map(py_str).collect::<Vec<_>>());
+
+    // A migrated v2 document marks resources its v2 file left unset with null: no value, not
+    // the v3 default.
+    let resource = |pointer: &str, merged: &Option<Value>| -> Option<String> {
+        let unset_in_v2 = origin == Origin::MigratedV2
+            && config.pointer(pointer).is_none_or(Value::is_null);
+        match merged {
+            Some(value) if !value.is_null() && !unset_in_v2 => Some(py_str(value)),
+            _ => None,
+        }
+    };
+
+    Ok(AppSpec {
+        uid: facts.uid.clone(),
+        namespace: facts.namespace.clone(),
+        name: facts.name.clone(),
+        image: facts.image.clone(),
+        autoscaler: AutoscalerSpec {
+            enabled: minimum != maximum,
+            min_replicas: minimum,
+            max_replicas: maximum,
+            cpu_threshold_percentage: doc.replicas.cpu_threshold_percentage,
+        },
+        resources: ResourcesSpec {
+            limits: ResourceRequirementSpec {
+                cpu: resource("/resources/limits/cpu", &doc.resources.limits.cpu),
+                memory: resource("/resources/limits/memory", &doc.resources.limits.memory),
+            },
+            requests: ResourceRequirementSpec {
+                cpu: resource("/resources/requests/cpu", &doc.resources.requests.cpu),
+                memory: resource("/resources/requests/memory", &doc.resources.requests.memory),
+            },
+        },
+        admin_access: doc.admin_access,
+        secrets_in_environment: doc.secrets_in_environment,
+        prometheus: PrometheusSpec {
+            enabled: doc.metrics.prometheus.enabled,
+            port: doc.metrics.prometheus.port,
+            path: doc.metrics.prometheus.path,
+        },
+        datadog: DatadogSpec {
+            enabled: doc.metrics.datadog.enabled,
+            tags: doc.metrics.datadog.tags,
+        },
+        ports,
+        health_checks: HealthChecksSpec { liveness, readiness },
+        teams: Vec::new(),
+        tags: Vec::new(),
+        deployment_id: facts.deployment_id.clone(),
+        labels: labels_and_annotations(doc.labels, facts.additional_labels.as_ref()),
+        annotations: labels_and_annotations(doc.annotations, facts.additional_annotations.as_ref()),
+        ingresses,
+        strongbox: StrongboxSpec {
+            enabled: iam_role.is_some() && groups.is_some(),
+            iam_role: iam_role.map(str::to_owned),
+            aws_region: doc.extensions.strongbox.aws_region,
+            groups,
+        },
+        singleton: doc.replicas.singleton,
+        ingress_tls: IngressTlsSpec {
+            enabled: doc.extensions.tls.enabled,
+            certificate_issuer: doc.extensions.tls.certificate_issuer,
+        },
+        secrets,
+        app_config: config,
+    })
+}
+
+/// `extensions.tls: true` is short for `{enabled: true}`; `false` means "unset" upstream.
+fn rewrite_tls_shorthand(config: &mut Value) {
+    if let Some(tls) = config.pointer_mut("/extensions/tls")
+        && let Value::Bool(b) = tls
+    {
+        *tls = if *b {
+            serde_json::json!({"enabled": true})
+        } else {
+            Value::Null
+        };
+    }
+}
+
+fn check(
+    merged: &Check,
+    raw: Option<&Value>,
+    ports: &[PortSpec],
+    kind: &str,
+    violations: &mut Vec<Violation>,
+) -> Option<CheckSpec> {
+    let configured = |action: &str| truthy_opt(raw.and_then(|r| r.get(action)));
+    let explicit_port = |action: &str| {
+        truthy_opt(raw.and_then(|r| r.get(action)).and_then(|a| a.get("port")))
+    };
+    let first_port = ports.first();
+    let port_for = |action: &str, given: &Option<PortRef>, violations: &mut Vec<Violation>| {
+        match (explicit_port(action), given, first_port) {
+            (true, Some(port), _) => Some(port.clone()),
+            (_, _, Some(first)) => Some(PortRef::Name(first.name.clone())),
+            _ => {
+                violations.push(Violation::new(
+                    format!("healthchecks.{kind}.{action}.port"),
+                    format!("Unable to determine port to use for {action} {kind} check"),
+                ));
+                None
+            }
+        }
+    };
+    let http = |violations: &mut Vec<Violation>| {
+        port_for("http", &merged.http.port, violations).map(|port| CheckAction::Http {
+            path: merged.http.path.clone(),
+            port,
+            http_headers: merged
+                .http
+                .http_headers
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), py_str(v)))
+                .collect(),
+        })
+    };
+    let tcp = |violations: &mut Vec<Violation>| {
+        port_for("tcp", &merged.tcp.port, violations).map(|port| CheckAction::Tcp { port })
+    };
+    let action = if configured("execute") {
+        match &merged.execute.command {
+            Some(command) => Some(CheckAction::Execute {
+                command: command.clone(),
+            }),
+            None => {
+                violations.push(Violation::new(
+                    format!("healthchecks.{kind}.execute.command"),
+                    "a command is required for an execute check",
+                ));
+                None
+            }
+        }
+    } else if configured("http") {
+        http(violations)
+    } else if configured("tcp") {
+        tcp(violations)
+    } else if ports.len() != 1 {
+        violations.push(Violation::new(
+            format!("healthchecks.{kind}"),
+            format!("Must specify {kind} check or exactly one port"),
+        ));
+        None
+    } else if ports[0].protocol == Protocol::Http {
+        http(violations)
+    } else {
+        tcp(violations)
+    };
+    action.map(|action| CheckSpec {
+        action,
+        initial_delay_seconds: merged.initial_delay_seconds,
+        period_seconds: merged.period_seconds,
+        success_threshold: merged.success_threshold,
+        failure_threshold: merged.failure_threshold,
+        timeout_seconds: merged.timeout_seconds,
+    })
+}
+
+fn ingress_items(
+    items: &[Ingress],
+    ports: &[PortSpec],
+    violations: &mut Vec<Violation>,
+) -> Vec<IngressItemSpec> {
+    // Upstream builds a name → port dict, so a repeated name keeps the last port.
+    let mut http_ports: Vec<(&str, i32)> = Vec::new();
+    for port in ports.iter().filter(|p| p.protocol == Protocol::Http) {
+        match http_ports.iter_mut().find(|(name, _)| *name == port.name) {
+            Some(entry) => entry.1 = port.port,
+            None => http_ports.push((&port.name, port.port)),
+        }
+    }
+    if http_ports.is_empty() {
+        return Vec::new();
+    }
+    let resolve = |port: &PortRef| -> Option<i32> {
+        match port {
+            PortRef::Name(name) => http_ports.iter().find(|(n, _)| n == name).map(|(_, p)| *p),
+            PortRef::Number(n) => http_ports
+                .iter()
+                .find(|(_, p)| i64::from(*p) == *n)
+                .map(|(_, p)| *p),
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let mut pathmappings = Vec::new();
+        for (j, path) in item.paths.iter().enumerate() {
+            match resolve(&path.port) {
+                Some(port) => pathmappings.push(IngressPathMappingSpec {
+                    path: path.path.clone(),
+                    port,
+                }),
+                None => violations.push(Violation::new(
+                    format!("ingress[{i}].paths[{j}].port"),
+                    format!("{} is not a valid port name or port number", path.port),
+                )),
+            }
+        }
+        out.push(IngressItemSpec {
+            host: item.host.clone(),
+            pathmappings,
+            annotations: StringMap(item.annotations.0.clone()).into_map(),
+        });
+    }
+    out
+}
+
+fn secrets(entries: &Map<String, Value>, violations: &mut Vec<Violation>) -> Vec<SecretsSpec> {
+    let mut out = Vec::new();
+    for (secret_type, entry) in entries {
+        let parameters = entry
+            .get("parameters")
+            .and_then(Value::as_object)
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), py_str(v))).collect())
+            .unwrap_or_default();
+        let annotations = match entry.get("annotations") {
+            Some(Value::Object(a)) => a
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), py_str(v)))
+                .collect(),
+            _ => {
+                violations.push(Violation::new(
+                    format!("extensions.secrets.{secret_type}.annotations"),
+                    "must be a mapping",
+                ));
+                continue;
+            }
+        };
+        out.push(SecretsSpec {
+            secret_type: secret_type.clone(),
+            parameters,
+            annotations,
+        });
+    }
+    out
+}
+
+fn labels_and_annotations(
+    from_config: PerKind,
+    additional: Option<&AdditionalLabelsOrAnnotations>,
+) -> LabelsAndAnnotations {
+    let mut out = LabelsAndAnnotations {
+        deployment: from_config.deployment.into_map(),
+        horizontal_pod_autoscaler: from_config.horizontal_pod_autoscaler.into_map(),
+        ingress: from_config.ingress.into_map(),
+        service: from_config.service.into_map(),
+        service_account: from_config.service_account.into_map(),
+        pod: from_config.pod.into_map(),
+        status: BTreeMap::new(),
+        pod_disruption_budget: from_config.pod_disruption_budget.into_map(),
+        role_binding: from_config.role_binding.into_map(),
+    };
+    if let Some(add) = additional {
+        let global = add.global.clone().unwrap_or_default();
+        let layer = |target: &mut BTreeMap<String, String>, own: &Option<BTreeMap<String, String>>| {
+            target.extend(global.clone());
+            if let Some(own) = own {
+                target.extend(own.clone());
+            }
+        };
+        layer(&mut out.deployment, &add.deployment);
+        layer(&mut out.horizontal_pod_autoscaler, &add.horizontal_pod_autoscaler);
+        layer(&mut out.ingress, &add.ingress);
+        layer(&mut out.service, &add.service);
+        layer(&mut out.service_account, &add.service_account);
+        layer(&mut out.pod, &add.pod);
+        layer(&mut out.status, &add.status);
+        layer(&mut out.pod_disruption_budget, &add.pod_disruption_budget);
+        layer(&mut out.role_binding, &add.role_binding);
+    }
+    out
+}

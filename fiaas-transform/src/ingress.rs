@@ -1,0 +1,1426 @@
+//! The app's Ingresses: upstream's `IngressDeployer`, `IngressTLSDeployer` and its two
+//! API-version adapters, as one pure function.
+//!
+//! The host items of the app (explicit hosts, `<app>.<suffix>` default hosts, paired hosts) are
+//! grouped into Ingress objects: the default `<app>` Ingress, one `<app>-N` Ingress per annotated
+//! item, and one `<app>-N` Ingress per non-default TLS issuer.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, HashSet};
+
+use data_encoding::BASE32_NOPAD;
+use fiaas_spec::{AppSpec, IngressPathMappingSpec, Protocol};
+use indexmap::IndexMap;
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha1::{Digest, Sha1};
+
+use crate::config::{ClusterConfig, UseIngressTls};
+use crate::error::TransformError;
+use crate::meta;
+use crate::object::{
+    KubeObject, LegacyHttpIngressPath, LegacyHttpIngressRuleValue, LegacyIngress,
+    LegacyIngressBackend, LegacyIngressRule, LegacyIngressSpec, LegacyIngressTls,
+};
+
+/// Path of the fallback mapping; upstream reads it from its default fiaas.yml, where it is `/`.
+const DEFAULT_PATH: &str = "/";
+/// The only path type upstream sends on `networking.k8s.io/v1`.
+const PATH_TYPE: &str = "ImplementationSpecific";
+/// Annotation telling the cluster's ingress controllers whether the Ingress has explicit hosts.
+const EXPOSE_ANNOTATION: &str = "fiaas/expose";
+/// Annotation asking for an ACME certificate when no issuer is configured.
+const TLS_ACME_ANNOTATION: &str = "kubernetes.io/tls-acme";
+/// Longest DNS name allowed as a certificate's common name.
+const MAX_COMMON_NAME: usize = 63;
+
+/// The Ingresses of `app`, in upstream's creation order: `networking.k8s.io/v1` ones when
+/// `config.use_networkingv1_ingress`, else `extensions/v1beta1` ones.
+///
+/// Empty when the app should have no Ingress (no http port, no ingress items, or no host to
+/// serve). Removing Ingresses of earlier deploys is left to the caller. `fiaas_labels` are the
+/// fiaas-managed labels; they win over the app's ingress labels.
+///
+/// Fails when the app has only annotated ingress items (so the default hosts need a fallback
+/// mapping) but no port named `http`.
+pub fn ingresses(
+    app: &AppSpec,
+    config: &ClusterConfig,
+    fiaas_labels: &BTreeMap<String, String>,
+) -> Result<Vec<KubeObject>, TransformError> {
+    if !should_have_ingress(app, config) {
+        return Ok(Vec::new());
+    }
+    let default_paths = default_pathmappings(app)?;
+    let items = host_items(app, config, &default_paths);
+    let issuers = Issuers::new(app, config);
+    let labels = meta::merged(&app.labels.ingress, &[fiaas_labels]);
+    let tls = Tls::new(app, config);
+    Ok(group(app, items, &issuers)
+        .iter()
+        .filter(|group| !group.items.is_empty())
+        .map(|group| {
+            let ingress = render(app, group, tls.as_ref());
+            let metadata = meta::object_meta(app, &ingress.name, labels.clone(), ingress.annotations);
+            if config.use_networkingv1_ingress {
+                KubeObject::Ingress(networking_v1(app, metadata, &ingress.rules, ingress.tls))
+            } else {
+                KubeObject::LegacyIngress(extensions_v1beta1(
+                    app,
+                    metadata,
+                    &ingress.rules,
+                    ingress.tls,
+                ))
+            }
+        })
+        .collect())
+}
+
+/// Whether the app gets Ingresses at all.
+///
+/// Hosts on annotated items do not count as a way to generate a host: an app whose only hosts are
+/// annotated gets no Ingress when the cluster has no suffix (upstream behaves so).
+fn should_have_ingress(app: &AppSpec, config: &ClusterConfig) -> bool {
+    (!config.ingress_suffixes.is_empty() || has_explicit_host(app))
+        && !app.ingresses.is_empty()
+        && app.ports.iter().any(|port| port.protocol == Protocol::Http)
+}
+
+/// Some ingress item has a host and no annotations (an empty host counts, as upstream tests
+/// `is not None`).
+fn has_explicit_host(app: &AppSpec) -> bool {
+    app.ingresses
+        .iter()
+        .any(|item| item.host.is_some() && item.annotations.is_empty())
+}
+
+/// The paths of the default hosts: every path of every non-annotated item, de-duplicated in
+/// order; `/` on the port named `http` when there are none.
+fn default_pathmappings(app: &AppSpec) -> Result<Vec<IngressPathMappingSpec>, TransformError> {
+    let unannotated = app
+        .ingresses
+        .iter()
+        .filter(|item| item.annotations.is_empty())
+        .flat_map(|item| &item.pathmappings);
+    let paths: Vec<IngressPathMappingSpec> = dedup(unannotated).into_iter().cloned().collect();
+    if !paths.is_empty() {
+        return Ok(paths);
+    }
+    // Upstream looks for the name `http`, whatever the port's protocol, and fails even when there
+    // is no suffix to use the mapping on.
+    let port = app
+        .ports
+        .iter()
+        .find(|port| port.name == "http")
+        .ok_or_else(|| {
+            TransformError::InvalidConfiguration(
+                "Cannot find http port mapping in application spec".to_owned(),
+            )
+        })?;
+    Ok(vec![IngressPathMappingSpec {
+        path: DEFAULT_PATH.to_owned(),
+        port: port.port,
+    }])
+}
+
+/// One host with the paths routed on it.
+#[derive(Clone, Debug)]
+struct HostItem<'a> {
+    host: String,
+    paths: &'a [IngressPathMappingSpec],
+    /// Never an empty map, so `Some` means "annotated".
+    annotations: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Explicit hosts (rewritten), then default hosts, then paired hosts.
+fn host_items<'a>(
+    app: &'a AppSpec,
+    config: &ClusterConfig,
+    default_paths: &'a [IngressPathMappingSpec],
+) -> Vec<HostItem<'a>> {
+    let mut items: Vec<HostItem<'a>> = app
+        .ingresses
+        .iter()
+        .filter_map(|item| {
+            let host = item.host.as_deref().filter(|host| !host.is_empty())?;
+            Some(HostItem {
+                host: rewrite_host(config, host),
+                paths: &item.pathmappings,
+                annotations: Some(&item.annotations).filter(|a| !a.is_empty()),
+            })
+        })
+        .collect();
+    // Default hosts are never rewritten, even when a rule matches them.
+    items.extend(config.ingress_suffixes.iter().map(|suffix| HostItem {
+        host: format!("{}.{suffix}", app.name),
+        paths: default_paths,
+        annotations: None,
+    }));
+    // Only the items present before pairing get a pair, and a host already served (also by a pair
+    // added in this loop) is not added twice.
+    for index in 0..items.len() {
+        let Some(paired) = config
+            .ingress_host_pairs
+            .get(&items[index].host)
+            .filter(|paired| !paired.is_empty())
+        else {
+            continue;
+        };
+        if !items.iter().any(|item| item.host == *paired) {
+            let copy = HostItem {
+                host: paired.clone(),
+                ..items[index].clone()
+            };
+            items.push(copy);
+        }
+    }
+    items
+}
+
+/// `host` rewritten by the first matching `--host-rewrite-rule`.
+fn rewrite_host(config: &ClusterConfig, host: &str) -> String {
+    config
+        .host_rewrite_rules
+        .iter()
+        .find_map(|rule| rule.apply(host))
+        .unwrap_or_else(|| host.to_owned())
+}
+
+/// The cert-manager issuer of a host: annotation key (issuer type) and issuer name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Issuer<'a> {
+    kind: &'a str,
+    /// `None` when neither the cluster nor the app names an issuer and no override applies.
+    name: Option<&'a str>,
+}
+
+/// Issuer resolution by host suffix, with the overrides sorted longest suffix first.
+struct Issuers<'a> {
+    type_overrides: Vec<(&'a str, &'a str)>,
+    name_overrides: Vec<(&'a str, &'a str)>,
+    /// The app's own or the cluster's issuer name, for hosts without a name override.
+    fallback_name: Option<&'a str>,
+    /// The issuer of the default Ingress; hosts with another issuer go to their own Ingress.
+    default: Issuer<'a>,
+}
+
+impl<'a> Issuers<'a> {
+    fn new(app: &'a AppSpec, config: &'a ClusterConfig) -> Self {
+        let type_overrides = longest_suffix_first(&config.tls_certificate_issuer_type_overrides);
+        let name_overrides = longest_suffix_first(&config.tls_certificate_issuer_overrides);
+        let fallback_name = app
+            .ingress_tls
+            .certificate_issuer
+            .as_deref()
+            .filter(|name| !name.is_empty())
+            .or(config.tls_certificate_issuer.as_deref());
+        // The default Ingress serves the suffix hosts, so the first suffix with an override
+        // decides its issuer.
+        let for_suffixes = |overrides: &[(&'a str, &'a str)]| {
+            config
+                .ingress_suffixes
+                .iter()
+                .filter(|suffix| !suffix.is_empty())
+                .find_map(|suffix| first_override(overrides, suffix))
+        };
+        let default = Issuer {
+            kind: for_suffixes(&type_overrides)
+                .unwrap_or(&config.tls_certificate_issuer_type_default),
+            name: for_suffixes(&name_overrides).or(fallback_name),
+        };
+        Issuers {
+            type_overrides,
+            name_overrides,
+            fallback_name,
+            default,
+        }
+    }
+
+    fn for_host(&self, host: &str) -> Issuer<'a> {
+        if host.is_empty() {
+            return Issuer {
+                kind: self.default.kind,
+                name: self.fallback_name,
+            };
+        }
+        Issuer {
+            kind: first_override(&self.type_overrides, host).unwrap_or(self.default.kind),
+            name: first_override(&self.name_overrides, host).or(self.fallback_name),
+        }
+    }
+}
+
+/// The overrides as (suffix, value), longest suffix first; equal lengths keep the configured
+/// order (upstream's sort is stable).
+fn longest_suffix_first(overrides: &IndexMap<String, String>) -> Vec<(&str, &str)> {
+    let mut sorted: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(suffix, value)| (suffix.as_str(), value.as_str()))
+        .collect();
+    sorted.sort_by_key(|(suffix, _)| Reverse(suffix.chars().count()));
+    sorted
+}
+
+/// The value of the first override whose suffix `host` equals or ends with (after a dot).
+fn first_override<'a>(overrides: &[(&'a str, &'a str)], host: &str) -> Option<&'a str> {
+    overrides
+        .iter()
+        .find(|(suffix, _)| {
+            host.strip_suffix(suffix)
+                .is_some_and(|rest| rest.is_empty() || rest.ends_with('.'))
+        })
+        .map(|(_, value)| *value)
+}
+
+/// One Ingress to create, before it is turned into an object.
+struct Group<'a> {
+    name: String,
+    items: Vec<HostItem<'a>>,
+    annotations: Option<&'a BTreeMap<String, String>>,
+    explicit_host: bool,
+    issuer: Issuer<'a>,
+    /// The `<app>` Ingress, the only one whose TLS certificate gets the short host.
+    default: bool,
+}
+
+/// The Ingresses: default first, then annotated ones, then one per non-default issuer.
+///
+/// New Ingresses are named `<app>-N`, N counting every Ingress made so far, so an annotated item
+/// and an issuer group never get the same name. Issuer groups split hosts even without TLS.
+fn group<'a>(app: &AppSpec, items: Vec<HostItem<'a>>, issuers: &Issuers<'a>) -> Vec<Group<'a>> {
+    let explicit_host = has_explicit_host(app);
+    let mut default = Group {
+        name: app.name.clone(),
+        items: Vec::new(),
+        annotations: None,
+        explicit_host,
+        issuer: issuers.default,
+        default: true,
+    };
+    let mut annotated: Vec<Group<'a>> = Vec::new();
+    // Keyed as upstream does, by "<type>:<name>" with a missing name written as Python's `None`.
+    let mut by_issuer: IndexMap<String, Group<'a>> = IndexMap::new();
+    for item in items {
+        let issuer = issuers.for_host(&item.host);
+        let next_name = || format!("{}-{}", app.name, 1 + annotated.len() + by_issuer.len());
+        if let Some(annotations) = item.annotations {
+            let name = next_name();
+            annotated.push(Group {
+                name,
+                items: vec![item],
+                annotations: Some(annotations),
+                explicit_host: true,
+                issuer,
+                default: false,
+            });
+        } else if issuer != issuers.default {
+            let key = format!("{}:{}", issuer.kind, issuer.name.unwrap_or("None"));
+            let name = next_name();
+            by_issuer
+                .entry(key)
+                .or_insert_with(|| Group {
+                    name,
+                    items: Vec::new(),
+                    annotations: None,
+                    explicit_host,
+                    issuer,
+                    default: false,
+                })
+                .items
+                .push(item);
+        } else {
+            default.items.push(item);
+        }
+    }
+    let mut groups = Vec::with_capacity(1 + annotated.len() + by_issuer.len());
+    groups.push(default);
+    groups.extend(annotated);
+    groups.extend(by_issuer.into_values());
+    groups
+}
+
+/// TLS settings of the deploy, present only when the app gets TLS.
+struct Tls {
+    /// Annotate with the Ingress's issuer (else ask for an ACME certificate).
+    issuer_annotation: bool,
+    /// Also one TLS entry per host (`--enable-deprecated-tls-entry-per-host`).
+    entry_per_host: bool,
+    /// Common name for the default Ingress's certificate, when one fits.
+    short_host: Option<String>,
+}
+
+impl Tls {
+    /// `None` unless TLS is wanted: the cluster allows it, the app did not opt out, and either
+    /// the cluster defaults to it or the app opted in.
+    fn new(app: &AppSpec, config: &ClusterConfig) -> Option<Self> {
+        let wanted = match config.use_ingress_tls {
+            UseIngressTls::Disabled => false,
+            UseIngressTls::DefaultOn => app.ingress_tls.enabled != Some(false),
+            UseIngressTls::DefaultOff => app.ingress_tls.enabled == Some(true),
+        };
+        if !wanted {
+            return None;
+        }
+        let named = |issuer: &Option<String>| issuer.as_deref().is_some_and(|i| !i.is_empty());
+        Some(Tls {
+            issuer_annotation: named(&config.tls_certificate_issuer)
+                || named(&app.ingress_tls.certificate_issuer),
+            entry_per_host: config.enable_deprecated_tls_entry_per_host,
+            short_host: short_host(app, &config.ingress_suffixes),
+        })
+    }
+}
+
+/// A host short enough to be a certificate's common name, as `<app>.<suffix>` may not be:
+/// `base32(sha1(name + namespace))`, lower-cased and cut so that `.<shortest suffix>` fits.
+///
+/// `None` without a (non-empty) suffix, and when the shortest suffix leaves no room (62+
+/// characters; upstream logs an error then and goes on without it).
+fn short_host(app: &AppSpec, suffixes: &[String]) -> Option<String> {
+    // The first of the shortest, as upstream's stable sort picks it; lengths in characters.
+    let suffix = suffixes.iter().min_by_key(|suffix| suffix.chars().count())?;
+    let room = (MAX_COMMON_NAME - 1).checked_sub(suffix.chars().count())?;
+    if suffix.is_empty() || room == 0 {
+        return None;
+    }
+    let mut hasher = Sha1::new();
+    hasher.update(app.name.as_bytes());
+    hasher.update(app.namespace.as_bytes());
+    let mut prefix = BASE32_NOPAD.encode(&hasher.finalize());
+    // Base32 is ASCII, so byte and character positions agree.
+    prefix.truncate(room);
+    prefix.make_ascii_lowercase();
+    Some(format!("{prefix}.{suffix}"))
+}
+
+/// An Ingress in API-version-neutral form.
+struct Rendered<'a> {
+    name: &'a str,
+    annotations: BTreeMap<String, String>,
+    /// Host and its de-duplicated paths, one per item (hosts are not de-duplicated).
+    rules: Vec<(&'a str, Vec<&'a IngressPathMappingSpec>)>,
+    /// TLS entries as (hosts, secret name).
+    tls: Vec<(Vec<String>, String)>,
+}
+
+fn render<'a>(app: &AppSpec, group: &'a Group<'a>, tls: Option<&Tls>) -> Rendered<'a> {
+    let mut annotations = match group.annotations {
+        Some(item_annotations) => meta::merged(&app.annotations.ingress, &[item_annotations]),
+        None => app.annotations.ingress.clone(),
+    };
+    annotations.insert(
+        EXPOSE_ANNOTATION.to_owned(),
+        if group.explicit_host { "true" } else { "false" }.to_owned(),
+    );
+    let rules: Vec<(&str, Vec<&IngressPathMappingSpec>)> = group
+        .items
+        .iter()
+        .map(|item| (item.host.as_str(), dedup(item.paths)))
+        .collect();
+    let mut tls_entries = Vec::new();
+    if let Some(tls) = tls {
+        // The TLS annotation is merged last, so it wins over a user annotation of the same key.
+        match (tls.issuer_annotation, group.issuer.name) {
+            (true, Some(name)) => {
+                annotations.insert(group.issuer.kind.to_owned(), name.to_owned());
+            }
+            // A configured issuer always resolves to a name, so `(true, None)` cannot happen.
+            _ => {
+                annotations.insert(TLS_ACME_ANNOTATION.to_owned(), "true".to_owned());
+            }
+        }
+        let hosts = rules.iter().map(|(host, _)| *host);
+        if tls.entry_per_host {
+            tls_entries.extend(
+                hosts
+                    .clone()
+                    .filter(|host| host.chars().count() <= MAX_COMMON_NAME)
+                    .map(|host| (vec![host.to_owned()], host.to_owned())),
+            );
+        }
+        let short_host = tls.short_host.as_ref().filter(|_| group.default);
+        let combined: Vec<String> = short_host
+            .cloned()
+            .into_iter()
+            .chain(hosts.map(str::to_owned))
+            .collect();
+        tls_entries.push((combined, format!("{}-ingress-tls", group.name)));
+    }
+    Rendered {
+        name: &group.name,
+        annotations,
+        rules,
+        tls: tls_entries,
+    }
+}
+
+/// `paths` without repeats, first occurrence kept.
+fn dedup<'a>(
+    paths: impl IntoIterator<Item = &'a IngressPathMappingSpec>,
+) -> Vec<&'a IngressPathMappingSpec> {
+    let mut seen = HashSet::new();
+    paths.into_iter().filter(|path| seen.insert(*path)).collect()
+}
+
+fn networking_v1(
+    app: &AppSpec,
+    metadata: ObjectMeta,
+    rules: &[(&str, Vec<&IngressPathMappingSpec>)],
+    tls: Vec<(Vec<String>, String)>,
+) -> Ingress {
+    let rules = rules
+        .iter()
+        .map(|(host, paths)| IngressRule {
+            host: Some((*host).to_owned()),
+            // Upstream's client leaves out a rule value without paths (all fields default).
+            http: (!paths.is_empty()).then(|| HTTPIngressRuleValue {
+                paths: paths
+                    .iter()
+                    .map(|mapping| HTTPIngressPath {
+                        path: Some(mapping.path.clone()),
+                        path_type: PATH_TYPE.to_owned(),
+                        backend: IngressBackend {
+                            service: Some(IngressServiceBackend {
+                                name: app.name.clone(),
+                                port: Some(ServiceBackendPort {
+                                    number: Some(mapping.port),
+                                    name: None,
+                                }),
+                            }),
+                            resource: None,
+                        },
+                    })
+                    .collect(),
+            }),
+        })
+        .collect();
+    let tls = tls
+        .into_iter()
+        .map(|(hosts, secret_name)| IngressTLS {
+            hosts: Some(hosts),
+            secret_name: Some(secret_name),
+        })
+        .collect();
+    Ingress {
+        metadata,
+        spec: Some(IngressSpec {
+            rules: Some(rules),
+            tls: Some(tls),
+            ..IngressSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn extensions_v1beta1(
+    app: &AppSpec,
+    metadata: ObjectMeta,
+    rules: &[(&str, Vec<&IngressPathMappingSpec>)],
+    tls: Vec<(Vec<String>, String)>,
+) -> LegacyIngress {
+    let rules = rules
+        .iter()
+        .map(|(host, paths)| LegacyIngressRule {
+            host: (*host).to_owned(),
+            http: LegacyHttpIngressRuleValue {
+                paths: paths
+                    .iter()
+                    .map(|mapping| LegacyHttpIngressPath {
+                        path: mapping.path.clone(),
+                        backend: LegacyIngressBackend {
+                            service_name: app.name.clone(),
+                            service_port: IntOrString::Int(mapping.port),
+                        },
+                    })
+                    .collect(),
+            },
+        })
+        .collect();
+    let tls = tls
+        .into_iter()
+        .map(|(hosts, secret_name)| LegacyIngressTls { hosts, secret_name })
+        .collect();
+    LegacyIngress {
+        api_version: "extensions/v1beta1".to_owned(),
+        kind: "Ingress".to_owned(),
+        metadata,
+        spec: LegacyIngressSpec { rules, tls },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Expectations come from the upstream daemon (the differential oracle run on the fiaas.yml
+    //! quoted in each test), listed in upstream's creation order.
+
+    use std::collections::BTreeMap;
+
+    use fiaas_spec::{
+        AppSpec, AutoscalerSpec, CheckAction, CheckSpec, DatadogSpec, HealthChecksSpec,
+        IngressItemSpec, IngressPathMappingSpec, IngressTlsSpec, PortRef, PortSpec,
+        PrometheusSpec, Protocol, ResourcesSpec, StrongboxSpec,
+    };
+    use indexmap::IndexMap;
+    use pretty_assertions::assert_eq;
+    use serde_json::{Value, json};
+
+    use super::ingresses;
+    use crate::config::{ClusterConfig, HostRewriteRule, UseIngressTls};
+    use crate::error::TransformError;
+    use crate::meta;
+
+    const SUFFIXES: [&str; 2] = ["svc.test.example.com", "127.0.0.1.xip.io"];
+
+    fn port(protocol: Protocol, name: &str, port: i32) -> PortSpec {
+        PortSpec {
+            protocol,
+            name: name.to_owned(),
+            port,
+            target_port: 8080,
+        }
+    }
+
+    fn check(path: &str) -> CheckSpec {
+        CheckSpec {
+            action: CheckAction::Http {
+                path: path.to_owned(),
+                port: PortRef::Name("http".to_owned()),
+                http_headers: Vec::new(),
+            },
+            initial_delay_seconds: 10,
+            period_seconds: 10,
+            success_threshold: 1,
+            failure_threshold: 3,
+            timeout_seconds: 1,
+        }
+    }
+
+    /// What `version: 3` alone means for app `testapp` (image `img:1`, uid `u1`, id `d1`).
+    fn app() -> AppSpec {
+        AppSpec {
+            uid: Some("u1".to_owned()),
+            namespace: "default".to_owned(),
+            name: "testapp".to_owned(),
+            image: "img:1".to_owned(),
+            autoscaler: AutoscalerSpec {
+                enabled: true,
+                min_replicas: 2,
+                max_replicas: 5,
+                cpu_threshold_percentage: 50,
+            },
+            resources: ResourcesSpec::default(),
+            admin_access: false,
+            secrets_in_environment: false,
+            prometheus: PrometheusSpec {
+                enabled: true,
+                port: PortRef::Name("http".to_owned()),
+                path: "/_/metrics".to_owned(),
+            },
+            datadog: DatadogSpec {
+                enabled: false,
+                tags: serde_json::Map::new(),
+            },
+            ports: vec![port(Protocol::Http, "http", 80)],
+            health_checks: HealthChecksSpec {
+                liveness: check("/_/health"),
+                readiness: check("/_/ready"),
+            },
+            teams: Vec::new(),
+            tags: Vec::new(),
+            deployment_id: "d1".to_owned(),
+            labels: Default::default(),
+            annotations: Default::default(),
+            ingresses: vec![item(None, &[("/", 80)])],
+            strongbox: StrongboxSpec {
+                enabled: false,
+                iam_role: None,
+                aws_region: "eu-west-1".to_owned(),
+                groups: None,
+            },
+            singleton: false,
+            ingress_tls: IngressTlsSpec::default(),
+            secrets: Vec::new(),
+            app_config: Value::Null,
+        }
+    }
+
+    fn app_with(ingresses: Vec<IngressItemSpec>) -> AppSpec {
+        AppSpec {
+            ingresses,
+            ..app()
+        }
+    }
+
+    fn item(host: Option<&str>, paths: &[(&str, i32)]) -> IngressItemSpec {
+        IngressItemSpec {
+            host: host.map(str::to_owned),
+            pathmappings: paths
+                .iter()
+                .map(|(path, port)| IngressPathMappingSpec {
+                    path: (*path).to_owned(),
+                    port: *port,
+                })
+                .collect(),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// An item with host and path `/` on port 80, as `- host: <host>` means.
+    fn host(host: &str) -> IngressItemSpec {
+        item(Some(host), &[("/", 80)])
+    }
+
+    fn annotated(mut item: IngressItemSpec, annotations: &[(&str, &str)]) -> IngressItemSpec {
+        item.annotations = map(annotations);
+        item
+    }
+
+    fn map(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn index_map(entries: &[(&str, &str)]) -> IndexMap<String, String> {
+        entries
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// `--ingress-suffix svc.test.example.com --ingress-suffix 127.0.0.1.xip.io
+    /// --use-networkingv1-ingress`.
+    fn config() -> ClusterConfig {
+        ClusterConfig {
+            ingress_suffixes: SUFFIXES.map(str::to_owned).to_vec(),
+            use_networkingv1_ingress: true,
+            ..ClusterConfig::default()
+        }
+    }
+
+    fn tls_config(use_ingress_tls: UseIngressTls, issuer: Option<&str>) -> ClusterConfig {
+        ClusterConfig {
+            use_ingress_tls,
+            tls_certificate_issuer: issuer.map(str::to_owned),
+            ..config()
+        }
+    }
+
+    fn run(app: &AppSpec, config: &ClusterConfig) -> Result<Vec<Value>, TransformError> {
+        let labels = meta::fiaas_labels(app, "");
+        Ok(ingresses(app, config, &labels)?
+            .iter()
+            .map(|object| object.to_json())
+            .collect())
+    }
+
+    /// `name | annotations | host path:port … ; … | secret: hosts ; …`, for either API version.
+    fn summary(ingress: &Value) -> String {
+        let text = |value: &Value| match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let annotations = ingress["metadata"]["annotations"]
+            .as_object()
+            .map(|annotations| {
+                let sorted: BTreeMap<_, _> = annotations.iter().collect();
+                sorted
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", text(v)))
+                    .collect::<Vec<_>>()
+                    .join(";")
+            })
+            .unwrap_or_default();
+        let rules = ingress["spec"]["rules"]
+            .as_array()
+            .expect("rules")
+            .iter()
+            .map(|rule| {
+                let mut line = text(&rule["host"]);
+                for path in rule["http"]["paths"].as_array().into_iter().flatten() {
+                    let backend = &path["backend"];
+                    let port = if backend["service"].is_null() {
+                        &backend["servicePort"]
+                    } else {
+                        &backend["service"]["port"]["number"]
+                    };
+                    line.push_str(&format!(" {}:{}", text(&path["path"]), text(port)));
+                }
+                line
+            })
+            .collect::<Vec<_>>()
+            .join(" ; ");
+        let tls = ingress["spec"]["tls"]
+            .as_array()
+            .expect("tls")
+            .iter()
+            .map(|entry| {
+                let hosts: Vec<String> = entry["hosts"]
+                    .as_array()
+                    .expect("hosts")
+                    .iter()
+                    .map(text)
+                    .collect();
+                format!("{}: {}", text(&entry["secretName"]), hosts.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join(" ; ");
+        format!(
+            "{} | {annotations} | {rules} | {tls}",
+            text(&ingress["metadata"]["name"])
+        )
+    }
+
+    fn summaries(app: &AppSpec, config: &ClusterConfig) -> Vec<String> {
+        run(app, config)
+            .expect("ingresses")
+            .iter()
+            .map(summary)
+            .collect()
+    }
+
+    // version: 3 (default hosts only), networking.k8s.io/v1.
+    #[test]
+    fn default_hosts_networking_v1() {
+        let expected = json!([{
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {
+                "annotations": {"fiaas/expose": "false"},
+                "labels": {"app": "testapp", "fiaas/deployed_by": "", "fiaas/deployment_id": "d1", "fiaas/version": "1"},
+                "name": "testapp", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "fiaas.schibsted.io/v1", "blockOwnerDeletion": true, "controller": true, "kind": "Application", "name": "testapp", "uid": "u1"}]
+            },
+            "spec": {
+                "rules": [
+                    {"host": "testapp.svc.test.example.com", "http": {"paths": [{"backend": {"service": {"name": "testapp", "port": {"number": 80}}}, "path": "/", "pathType": "ImplementationSpecific"}]}},
+                    {"host": "testapp.127.0.0.1.xip.io", "http": {"paths": [{"backend": {"service": {"name": "testapp", "port": {"number": 80}}}, "path": "/", "pathType": "ImplementationSpecific"}]}}
+                ],
+                "tls": []
+            }
+        }]);
+        assert_eq!(Value::Array(run(&app(), &config()).unwrap()), expected);
+    }
+
+    // version: 3, without --use-networkingv1-ingress.
+    #[test]
+    fn default_hosts_extensions_v1beta1() {
+        let config = ClusterConfig {
+            use_networkingv1_ingress: false,
+            ..config()
+        };
+        let expected = json!([{
+            "apiVersion": "extensions/v1beta1", "kind": "Ingress",
+            "metadata": {
+                "annotations": {"fiaas/expose": "false"},
+                "labels": {"app": "testapp", "fiaas/deployed_by": "", "fiaas/deployment_id": "d1", "fiaas/version": "1"},
+                "name": "testapp", "namespace": "default",
+                "ownerReferences": [{"apiVersion": "fiaas.schibsted.io/v1", "blockOwnerDeletion": true, "controller": true, "kind": "Application", "name": "testapp", "uid": "u1"}]
+            },
+            "spec": {
+                "rules": [
+                    {"host": "testapp.svc.test.example.com", "http": {"paths": [{"backend": {"serviceName": "testapp", "servicePort": 80}, "path": "/"}]}},
+                    {"host": "testapp.127.0.0.1.xip.io", "http": {"paths": [{"backend": {"serviceName": "testapp", "servicePort": 80}, "path": "/"}]}}
+                ],
+                "tls": []
+            }
+        }]);
+        assert_eq!(Value::Array(run(&app(), &config).unwrap()), expected);
+    }
+
+    // labels: {ingress: {custom: label, app: user-app}}
+    // annotations: {ingress: {custom: annotation, fiaas/expose: user,
+    //                         certmanager.k8s.io/cluster-issuer: user}}
+    // ingress: [{host: www.example.com}, {host: ann.example.com, annotations: {custom: item, other: item}}]
+    // --use-ingress-tls default_on --tls-certificate-issuer letsencrypt
+    #[test]
+    fn labels_annotations_and_tls_annotation_precedence() {
+        let mut app = app_with(vec![
+            host("www.example.com"),
+            annotated(host("ann.example.com"), &[("custom", "item"), ("other", "item")]),
+        ]);
+        app.labels.ingress = map(&[("custom", "label"), ("app", "user-app")]);
+        app.annotations.ingress = map(&[
+            ("custom", "annotation"),
+            ("fiaas/expose", "user"),
+            ("certmanager.k8s.io/cluster-issuer", "user"),
+        ]);
+        let config = tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"));
+        let labels = json!({"app": "testapp", "custom": "label", "fiaas/deployed_by": "", "fiaas/deployment_id": "d1", "fiaas/version": "1"});
+        let owner = json!([{"apiVersion": "fiaas.schibsted.io/v1", "blockOwnerDeletion": true, "controller": true, "kind": "Application", "name": "testapp", "uid": "u1"}]);
+        let path = json!({"backend": {"service": {"name": "testapp", "port": {"number": 80}}}, "path": "/", "pathType": "ImplementationSpecific"});
+        let expected = json!([
+            {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {
+                    "annotations": {"certmanager.k8s.io/cluster-issuer": "letsencrypt", "custom": "annotation", "fiaas/expose": "true"},
+                    "labels": labels, "name": "testapp", "namespace": "default", "ownerReferences": owner
+                },
+                "spec": {
+                    "rules": [
+                        {"host": "www.example.com", "http": {"paths": [path]}},
+                        {"host": "testapp.svc.test.example.com", "http": {"paths": [path]}},
+                        {"host": "testapp.127.0.0.1.xip.io", "http": {"paths": [path]}}
+                    ],
+                    "tls": [{"hosts": ["zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io", "www.example.com", "testapp.svc.test.example.com", "testapp.127.0.0.1.xip.io"], "secretName": "testapp-ingress-tls"}]
+                }
+            },
+            {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "metadata": {
+                    "annotations": {"certmanager.k8s.io/cluster-issuer": "letsencrypt", "custom": "item", "fiaas/expose": "true", "other": "item"},
+                    "labels": labels, "name": "testapp-1", "namespace": "default", "ownerReferences": owner
+                },
+                "spec": {
+                    "rules": [{"host": "ann.example.com", "http": {"paths": [path]}}],
+                    "tls": [{"hosts": ["ann.example.com"], "secretName": "testapp-1-ingress-tls"}]
+                }
+            }
+        ]);
+        assert_eq!(Value::Array(run(&app, &config).unwrap()), expected);
+    }
+
+    #[test]
+    fn no_ingress_when_nothing_to_serve() {
+        // version: 3, no suffix.
+        let no_suffix = ClusterConfig {
+            ingress_suffixes: Vec::new(),
+            ..config()
+        };
+        assert_eq!(run(&app(), &no_suffix).unwrap(), Vec::<Value>::new());
+        // Annotated hosts do not count as explicit hosts.
+        let only_annotated = app_with(vec![annotated(
+            host("internal.example.com"),
+            &[("foo/ingress-class", "internal")],
+        )]);
+        assert_eq!(run(&only_annotated, &no_suffix).unwrap(), Vec::<Value>::new());
+        // ingress: [{host: ""}] counts as explicit, but gives no host, so the Ingress is empty.
+        let empty_host = app_with(vec![host("")]);
+        assert_eq!(run(&empty_host, &no_suffix).unwrap(), Vec::<Value>::new());
+        // No http port.
+        let tcp_only = AppSpec {
+            ports: vec![port(Protocol::Tcp, "thrift", 7000)],
+            ..app()
+        };
+        assert_eq!(run(&tcp_only, &config()).unwrap(), Vec::<Value>::new());
+        // ingress: []
+        assert_eq!(run(&app_with(Vec::new()), &config()).unwrap(), Vec::<Value>::new());
+    }
+
+    // ports: [{name: http, port: 80}, {name: other, port: 5000}]
+    // ingress:
+    //   - {host: rewrite.example.com, paths: [{path: /}]}
+    //   - {host: foo.rewrite.example.com, paths: [{path: /a}, {path: /b, port: other}, {path: /a}]}
+    //   - {host: bar.svc.test.example.com, paths: [{path: /c, port: 5000}]}
+    //   - {paths: [{path: /b, port: other}]}
+    // --host-rewrite-rule rewrite.example.com=test.rewrite.example.com
+    // --host-rewrite-rule '([a-z0-9](?:[-a-z0-9]*[a-z0-9])?).rewrite.example.com=test.\1.rewrite.example.com'
+    // --host-rewrite-rule '([\w\.\-]+)\.svc.test.example.com=dont-rewrite-suffix-urls.example.com'
+    #[test]
+    fn explicit_hosts_are_rewritten_and_default_hosts_get_every_path() {
+        let app = AppSpec {
+            ports: vec![
+                port(Protocol::Http, "http", 80),
+                port(Protocol::Http, "other", 5000),
+            ],
+            ..app_with(vec![
+                host("rewrite.example.com"),
+                item(
+                    Some("foo.rewrite.example.com"),
+                    &[("/a", 80), ("/b", 5000), ("/a", 80)],
+                ),
+                item(Some("bar.svc.test.example.com"), &[("/c", 5000)]),
+                item(None, &[("/b", 5000)]),
+            ])
+        };
+        let config = ClusterConfig {
+            host_rewrite_rules: vec![
+                rewrite_rule("rewrite.example.com=test.rewrite.example.com"),
+                rewrite_rule(
+                    r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?).rewrite.example.com=test.\1.rewrite.example.com",
+                ),
+                rewrite_rule(
+                    r"([\w\.\-]+)\.svc.test.example.com=dont-rewrite-suffix-urls.example.com",
+                ),
+            ],
+            ..config()
+        };
+        assert_eq!(
+            summaries(&app, &config),
+            [
+                "testapp | fiaas/expose=true | test.rewrite.example.com /:80 ; test.foo.rewrite.example.com /a:80 /b:5000 ; dont-rewrite-suffix-urls.example.com /c:5000 ; testapp.svc.test.example.com /:80 /a:80 /b:5000 /c:5000 ; testapp.127.0.0.1.xip.io /:80 /a:80 /b:5000 /c:5000 | "
+            ]
+        );
+    }
+
+    // ingress: [{host: internal.example.com, annotations: {foo/ingress-class: internal}}]
+    #[test]
+    fn annotated_item_gets_own_ingress_and_default_hosts_fall_back_to_http_port() {
+        let app = app_with(vec![annotated(
+            host("internal.example.com"),
+            &[("foo/ingress-class", "internal")],
+        )]);
+        assert_eq!(
+            summaries(&app, &config()),
+            [
+                "testapp | fiaas/expose=false | testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ",
+                "testapp-1 | fiaas/expose=true;foo/ingress-class=internal | internal.example.com /:80 | ",
+            ]
+        );
+    }
+
+    // ports: [{name: web}]
+    // ingress: [{host: internal.example.com, paths: [{port: web}], annotations: {foo/ingress-class: internal}}]
+    #[test]
+    fn fallback_mapping_needs_a_port_named_http() {
+        let app = AppSpec {
+            ports: vec![port(Protocol::Http, "web", 80)],
+            ..app_with(vec![annotated(
+                host("internal.example.com"),
+                &[("foo/ingress-class", "internal")],
+            )])
+        };
+        assert_eq!(
+            run(&app, &config()),
+            Err(TransformError::InvalidConfiguration(
+                "Cannot find http port mapping in application spec".to_owned()
+            ))
+        );
+    }
+
+    // ports: [{name: http}, {name: other, port: 8000}]
+    // annotations: {ingress: {some/annotation: val}}
+    // ingress:
+    //   - {host: extra.example.com, paths: [{path: /, port: other}], annotations: {some/annotation: some-value}}
+    //   - {host: extra.example.com, paths: [{path: /_/ipblocked, port: other}], annotations: {some/allowlist: 10.0.0.1/12}}
+    #[test]
+    fn each_annotated_item_gets_its_own_ingress() {
+        let mut app = AppSpec {
+            ports: vec![
+                port(Protocol::Http, "http", 80),
+                port(Protocol::Http, "other", 8000),
+            ],
+            ..app_with(vec![
+                annotated(
+                    item(Some("extra.example.com"), &[("/", 8000)]),
+                    &[("some/annotation", "some-value")],
+                ),
+                annotated(
+                    item(Some("extra.example.com"), &[("/_/ipblocked", 8000)]),
+                    &[("some/allowlist", "10.0.0.1/12")],
+                ),
+            ])
+        };
+        app.annotations.ingress = map(&[("some/annotation", "val")]);
+        assert_eq!(
+            summaries(&app, &config()),
+            [
+                "testapp | fiaas/expose=false;some/annotation=val | testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ",
+                "testapp-1 | fiaas/expose=true;some/annotation=some-value | extra.example.com /:8000 | ",
+                "testapp-2 | fiaas/expose=true;some/allowlist=10.0.0.1/12;some/annotation=val | extra.example.com /_/ipblocked:8000 | ",
+            ]
+        );
+    }
+
+    /// foo, bar, foo.bar, other, sub.foo, sub.bar, and ann.foo annotated {some: annotation}
+    /// (all `.example.com`).
+    fn issuer_test_app() -> AppSpec {
+        app_with(vec![
+            host("foo.example.com"),
+            host("bar.example.com"),
+            host("foo.bar.example.com"),
+            host("other.example.com"),
+            host("sub.foo.example.com"),
+            host("sub.bar.example.com"),
+            annotated(host("ann.foo.example.com"), &[("some", "annotation")]),
+        ])
+    }
+
+    // issuer_test_app
+    // --tls-certificate-issuer-overrides foo.example.com=issuerOne (bar.example.com=issuerTwo,
+    // foo.bar.example.com=issuerThree) --tls-certificate-issuer letsencrypt
+    // --use-ingress-tls default_on
+    #[test]
+    fn issuer_name_overrides_split_hosts_into_numbered_ingresses() {
+        let config = ClusterConfig {
+            tls_certificate_issuer_overrides: index_map(&[
+                ("foo.example.com", "issuerOne"),
+                ("bar.example.com", "issuerTwo"),
+                ("foo.bar.example.com", "issuerThree"),
+            ]),
+            ..tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"))
+        };
+        // Annotated Ingresses come before issuer groups, though named after them.
+        assert_eq!(
+            summaries(&issuer_test_app(), &config),
+            [
+                "testapp | certmanager.k8s.io/cluster-issuer=letsencrypt;fiaas/expose=true | other.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io other.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io",
+                "testapp-4 | certmanager.k8s.io/cluster-issuer=issuerOne;fiaas/expose=true;some=annotation | ann.foo.example.com /:80 | testapp-4-ingress-tls: ann.foo.example.com",
+                "testapp-1 | certmanager.k8s.io/cluster-issuer=issuerOne;fiaas/expose=true | foo.example.com /:80 ; sub.foo.example.com /:80 | testapp-1-ingress-tls: foo.example.com sub.foo.example.com",
+                "testapp-2 | certmanager.k8s.io/cluster-issuer=issuerTwo;fiaas/expose=true | bar.example.com /:80 ; sub.bar.example.com /:80 | testapp-2-ingress-tls: bar.example.com sub.bar.example.com",
+                "testapp-3 | certmanager.k8s.io/cluster-issuer=issuerThree;fiaas/expose=true | foo.bar.example.com /:80 | testapp-3-ingress-tls: foo.bar.example.com",
+            ]
+        );
+    }
+
+    fn issuer_type_overrides() -> IndexMap<String, String> {
+        index_map(&[
+            ("foo.example.com", "certmanager.k8s.io/issuer"),
+            ("bar.example.com", "certmanager.k8s.io/cluster-issuer"),
+            ("foo.bar.example.com", "certmanager.k8s.io/issuer"),
+        ])
+    }
+
+    // issuer_test_app
+    // --tls-certificate-issuer-type-overrides foo.example.com=certmanager.k8s.io/issuer
+    // (bar.example.com=certmanager.k8s.io/cluster-issuer, foo.bar.example.com=certmanager.k8s.io/issuer)
+    // --tls-certificate-issuer letsencrypt
+    #[test]
+    fn issuer_type_overrides_split_hosts_even_without_tls() {
+        let config = ClusterConfig {
+            tls_certificate_issuer_type_overrides: issuer_type_overrides(),
+            tls_certificate_issuer: Some("letsencrypt".to_owned()),
+            ..config()
+        };
+        assert_eq!(
+            summaries(&issuer_test_app(), &config),
+            [
+                "testapp | fiaas/expose=true | bar.example.com /:80 ; other.example.com /:80 ; sub.bar.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ",
+                "testapp-2 | fiaas/expose=true;some=annotation | ann.foo.example.com /:80 | ",
+                "testapp-1 | fiaas/expose=true | foo.example.com /:80 ; foo.bar.example.com /:80 ; sub.foo.example.com /:80 | ",
+            ]
+        );
+    }
+
+    // As above, with --use-ingress-tls default_on.
+    #[test]
+    fn issuer_type_overrides_set_the_tls_annotation_key() {
+        let config = ClusterConfig {
+            tls_certificate_issuer_type_overrides: issuer_type_overrides(),
+            ..tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"))
+        };
+        assert_eq!(
+            summaries(&issuer_test_app(), &config),
+            [
+                "testapp | certmanager.k8s.io/cluster-issuer=letsencrypt;fiaas/expose=true | bar.example.com /:80 ; other.example.com /:80 ; sub.bar.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io bar.example.com other.example.com sub.bar.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io",
+                "testapp-2 | certmanager.k8s.io/issuer=letsencrypt;fiaas/expose=true;some=annotation | ann.foo.example.com /:80 | testapp-2-ingress-tls: ann.foo.example.com",
+                "testapp-1 | certmanager.k8s.io/issuer=letsencrypt;fiaas/expose=true | foo.example.com /:80 ; foo.bar.example.com /:80 ; sub.foo.example.com /:80 | testapp-1-ingress-tls: foo.example.com foo.bar.example.com sub.foo.example.com",
+            ]
+        );
+    }
+
+    fn suffix_override_config() -> ClusterConfig {
+        ClusterConfig {
+            tls_certificate_issuer_type_overrides: index_map(&[(
+                "example.com",
+                "certmanager.k8s.io/issuer",
+            )]),
+            tls_certificate_issuer_overrides: index_map(&[("test.example.com", "suffixissuer")]),
+            ..tls_config(UseIngressTls::DefaultOff, None)
+        }
+    }
+
+    // ingress: [{host: www.example.com}, {host: other.org}]
+    // extensions: {tls: true}
+    // --use-ingress-tls default_off --tls-certificate-issuer-type-overrides example.com=certmanager.k8s.io/issuer
+    // --tls-certificate-issuer-overrides test.example.com=suffixissuer
+    #[test]
+    fn suffix_overrides_decide_the_default_issuer_and_acme_is_used_without_issuer() {
+        let mut app = app_with(vec![host("www.example.com"), host("other.org")]);
+        app.ingress_tls.enabled = Some(true);
+        assert_eq!(
+            summaries(&app, &suffix_override_config()),
+            [
+                "testapp | fiaas/expose=true;kubernetes.io/tls-acme=true | testapp.svc.test.example.com /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io testapp.svc.test.example.com",
+                "testapp-1 | fiaas/expose=true;kubernetes.io/tls-acme=true | www.example.com /:80 ; other.org /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-1-ingress-tls: www.example.com other.org testapp.127.0.0.1.xip.io",
+            ]
+        );
+    }
+
+    // As above, with extensions: {tls: {enabled: true, certificate_issuer: appissuer}}.
+    #[test]
+    fn app_issuer_applies_where_no_name_override_matches() {
+        let mut app = app_with(vec![host("www.example.com"), host("other.org")]);
+        app.ingress_tls = IngressTlsSpec {
+            enabled: Some(true),
+            certificate_issuer: Some("appissuer".to_owned()),
+        };
+        assert_eq!(
+            summaries(&app, &suffix_override_config()),
+            [
+                "testapp | certmanager.k8s.io/issuer=suffixissuer;fiaas/expose=true | testapp.svc.test.example.com /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io testapp.svc.test.example.com",
+                "testapp-1 | certmanager.k8s.io/issuer=appissuer;fiaas/expose=true | www.example.com /:80 ; other.org /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-1-ingress-tls: www.example.com other.org testapp.127.0.0.1.xip.io",
+            ]
+        );
+    }
+
+    fn host_pairs(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+        pairs
+            .iter()
+            .flat_map(|(a, b)| [(*a, *b), (*b, *a)])
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect()
+    }
+
+    // ports: [{name: http}, {name: second, port: 8080}]
+    // ingress:
+    //   - {host: foo.example.com, paths: [{path: /api}, {path: /app, port: second}]}
+    //   - {host: dev1.example.com, annotations: {custom.annotation: value}}
+    // --ingress-host-pair foo.example.com=bar.example.com
+    // --ingress-host-pair testapp.svc.test.example.com=alias.example.com
+    // --ingress-host-pair dev1.example.com=dev2.example.com
+    #[test]
+    fn host_pairs_copy_items_with_paths_and_annotations() {
+        let app = AppSpec {
+            ports: vec![
+                port(Protocol::Http, "http", 80),
+                port(Protocol::Http, "second", 8080),
+            ],
+            ..app_with(vec![
+                item(Some("foo.example.com"), &[("/api", 80), ("/app", 8080)]),
+                annotated(host("dev1.example.com"), &[("custom.annotation", "value")]),
+            ])
+        };
+        let config = ClusterConfig {
+            ingress_host_pairs: host_pairs(&[
+                ("foo.example.com", "bar.example.com"),
+                ("testapp.svc.test.example.com", "alias.example.com"),
+                ("dev1.example.com", "dev2.example.com"),
+            ]),
+            ..config()
+        };
+        assert_eq!(
+            summaries(&app, &config),
+            [
+                "testapp | fiaas/expose=true | foo.example.com /api:80 /app:8080 ; testapp.svc.test.example.com /api:80 /app:8080 ; testapp.127.0.0.1.xip.io /api:80 /app:8080 ; bar.example.com /api:80 /app:8080 ; alias.example.com /api:80 /app:8080 | ",
+                "testapp-1 | custom.annotation=value;fiaas/expose=true | dev1.example.com /:80 | ",
+                "testapp-2 | custom.annotation=value;fiaas/expose=true | dev2.example.com /:80 | ",
+            ]
+        );
+    }
+
+    // ingress: [{host: bar.example.com}, {host: foo.example.com}]
+    // --ingress-host-pair foo.example.com=bar.example.com
+    #[test]
+    fn host_pairs_add_no_host_that_is_already_served() {
+        let app = app_with(vec![host("bar.example.com"), host("foo.example.com")]);
+        let config = ClusterConfig {
+            ingress_host_pairs: host_pairs(&[("foo.example.com", "bar.example.com")]),
+            ..config()
+        };
+        assert_eq!(
+            summaries(&app, &config),
+            [
+                "testapp | fiaas/expose=true | bar.example.com /:80 ; foo.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | "
+            ]
+        );
+    }
+
+    // ingress: [{host: www.example.com}]
+    // extensions: tls unset / tls: true / tls: {enabled: false}
+    // --use-ingress-tls disabled / default_off / default_on
+    #[test]
+    fn tls_matrix() {
+        let without = "testapp | fiaas/expose=true | www.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ";
+        let with = "testapp | fiaas/expose=true;kubernetes.io/tls-acme=true | www.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io www.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io";
+        let cases = [
+            (UseIngressTls::Disabled, None, without),
+            (UseIngressTls::Disabled, Some(true), without),
+            (UseIngressTls::Disabled, Some(false), without),
+            (UseIngressTls::DefaultOff, None, without),
+            (UseIngressTls::DefaultOff, Some(true), with),
+            (UseIngressTls::DefaultOff, Some(false), without),
+            (UseIngressTls::DefaultOn, None, with),
+            (UseIngressTls::DefaultOn, Some(true), with),
+            (UseIngressTls::DefaultOn, Some(false), without),
+        ];
+        for (use_ingress_tls, enabled, expected) in cases {
+            let mut app = app_with(vec![host("www.example.com")]);
+            app.ingress_tls.enabled = enabled;
+            let config = tls_config(use_ingress_tls, None);
+            assert_eq!(
+                summaries(&app, &config),
+                [expected],
+                "{use_ingress_tls:?} / {enabled:?}"
+            );
+        }
+    }
+
+    // As the TLS matrix with tls: true and --use-ingress-tls default_on, without
+    // --use-networkingv1-ingress.
+    #[test]
+    fn tls_on_extensions_v1beta1() {
+        let config = ClusterConfig {
+            use_networkingv1_ingress: false,
+            ..tls_config(UseIngressTls::DefaultOn, None)
+        };
+        assert_eq!(
+            summaries(&app_with(vec![host("www.example.com")]), &config),
+            [
+                "testapp | fiaas/expose=true;kubernetes.io/tls-acme=true | www.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io www.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io"
+            ]
+        );
+    }
+
+    fn suffix_config(suffixes: &[&str]) -> ClusterConfig {
+        ClusterConfig {
+            ingress_suffixes: suffixes.iter().map(|s| (*s).to_owned()).collect(),
+            ..tls_config(UseIngressTls::DefaultOn, None)
+        }
+    }
+
+    // version: 3, --use-ingress-tls default_on, with long or equally short suffixes.
+    #[test]
+    fn short_host_uses_the_first_shortest_suffix_and_is_left_out_when_it_cannot_fit() {
+        let a30 = "a".repeat(30);
+        let b30 = "b".repeat(30);
+        let s61 = format!("{a30}.{b30}");
+        let s62 = format!("a{s61}");
+        assert_eq!(
+            summaries(&app(), &suffix_config(&[&s61, &format!("x.{s61}")])),
+            [format!(
+                "testapp | fiaas/expose=false;kubernetes.io/tls-acme=true | testapp.{s61} /:80 ; testapp.x.{s61} /:80 | testapp-ingress-tls: z.{s61} testapp.{s61} testapp.x.{s61}"
+            )]
+        );
+        assert_eq!(
+            summaries(&app(), &suffix_config(&[&s62])),
+            [format!(
+                "testapp | fiaas/expose=false;kubernetes.io/tls-acme=true | testapp.{s62} /:80 | testapp-ingress-tls: testapp.{s62}"
+            )]
+        );
+        assert_eq!(
+            summaries(
+                &app(),
+                &suffix_config(&["bbb.example.com", "aaa.example.com", "a.much.longer.example.com"])
+            ),
+            [
+                "testapp | fiaas/expose=false;kubernetes.io/tls-acme=true | testapp.bbb.example.com /:80 ; testapp.aaa.example.com /:80 ; testapp.a.much.longer.example.com /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.bbb.example.com testapp.bbb.example.com testapp.aaa.example.com testapp.a.much.longer.example.com"
+            ]
+        );
+    }
+
+    // Upstream's unit-test and e2e vectors.
+    #[test]
+    fn short_host_vectors() {
+        let short = |name: &str, suffix: &str| {
+            let app = AppSpec {
+                name: name.to_owned(),
+                ..app()
+            };
+            super::short_host(&app, &[suffix.to_owned()])
+        };
+        assert_eq!(
+            short("testapp", "short.suffix").as_deref(),
+            Some("zgwvxk7m22jnzqmofnboadb6kpuri4st.short.suffix")
+        );
+        assert_eq!(
+            short("testapp", "this.is.really.a.quite.extensive.suffix").as_deref(),
+            Some("zgwvxk7m22jnzqmofnboadb.this.is.really.a.quite.extensive.suffix")
+        );
+        assert_eq!(
+            short(
+                "testapp",
+                "extremely.long.suffix.which.pushes.the.boundary.to.the.utmost"
+            )
+            .as_deref(),
+            Some("z.extremely.long.suffix.which.pushes.the.boundary.to.the.utmost")
+        );
+        assert_eq!(
+            short("v3-data-examples-tls-enabled", "svc.test.example.com").as_deref(),
+            Some("pckqvxryazy6fkalse7zoudilpf43dkb.svc.test.example.com")
+        );
+        assert_eq!(
+            short(
+                "testapp",
+                "really.long.suffix.which.goes.to.the.very.edge.of.the.boundary"
+            ),
+            None
+        );
+        assert_eq!(
+            short(
+                "testapp",
+                "this.suffix.is.so.long.that.it.is.impossible.to.generate.a.short.enough.name"
+            ),
+            None
+        );
+        assert_eq!(short("testapp", ""), None);
+    }
+
+    // ingress:
+    //   - {host: this.host.is.so.long.that.it.is.impossible.to.use.as.the.common.name}
+    //   - {host: www.example.com}
+    //   - {host: exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com}
+    //   - {host: ann.example.com, annotations: {a: b}}
+    // --use-ingress-tls default_on --tls-certificate-issuer letsencrypt
+    // --enable-deprecated-tls-entry-per-host
+    #[test]
+    fn deprecated_tls_entry_per_host_for_hosts_that_fit() {
+        let app = app_with(vec![
+            host("this.host.is.so.long.that.it.is.impossible.to.use.as.the.common.name"),
+            host("www.example.com"),
+            host("exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com"),
+            annotated(host("ann.example.com"), &[("a", "b")]),
+        ]);
+        let config = ClusterConfig {
+            enable_deprecated_tls_entry_per_host: true,
+            ..tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"))
+        };
+        assert_eq!(
+            summaries(&app, &config),
+            [
+                "testapp | certmanager.k8s.io/cluster-issuer=letsencrypt;fiaas/expose=true | this.host.is.so.long.that.it.is.impossible.to.use.as.the.common.name /:80 ; www.example.com /:80 ; exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | www.example.com: www.example.com ; exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com: exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com ; testapp.svc.test.example.com: testapp.svc.test.example.com ; testapp.127.0.0.1.xip.io: testapp.127.0.0.1.xip.io ; testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io this.host.is.so.long.that.it.is.impossible.to.use.as.the.common.name www.example.com exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io",
+                "testapp-1 | a=b;certmanager.k8s.io/cluster-issuer=letsencrypt;fiaas/expose=true | ann.example.com /:80 | ann.example.com: ann.example.com ; testapp-1-ingress-tls: ann.example.com",
+            ]
+        );
+    }
+
+    // ingress:
+    //   - {host: testapp.svc.test.example.com}
+    //   - {host: testapp.svc.test.example.com, paths: [{path: /x}]}
+    // --use-ingress-tls default_on
+    #[test]
+    fn hosts_are_not_deduplicated() {
+        let app = app_with(vec![
+            host("testapp.svc.test.example.com"),
+            item(Some("testapp.svc.test.example.com"), &[("/x", 80)]),
+        ]);
+        assert_eq!(
+            summaries(&app, &tls_config(UseIngressTls::DefaultOn, None)),
+            [
+                "testapp | fiaas/expose=true;kubernetes.io/tls-acme=true | testapp.svc.test.example.com /:80 ; testapp.svc.test.example.com /x:80 ; testapp.svc.test.example.com /:80 /x:80 ; testapp.127.0.0.1.xip.io /:80 /x:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io testapp.svc.test.example.com testapp.svc.test.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io"
+            ]
+        );
+    }
+
+    // ingress: [{host: x.example.com, paths: []}]
+    #[test]
+    fn item_without_paths_gets_a_rule_without_http() {
+        let app = app_with(vec![item(Some("x.example.com"), &[])]);
+        let objects = run(&app, &config()).unwrap();
+        assert_eq!(
+            objects.iter().map(summary).collect::<Vec<_>>(),
+            [
+                "testapp | fiaas/expose=true | x.example.com ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | "
+            ]
+        );
+        assert_eq!(
+            objects[0]["spec"]["rules"][0],
+            json!({"host": "x.example.com"})
+        );
+    }
+
+    // ingress: [{host: ""}]
+    #[test]
+    fn empty_host_counts_as_explicit_but_serves_nothing() {
+        assert_eq!(
+            summaries(&app_with(vec![host("")]), &config()),
+            [
+                "testapp | fiaas/expose=true | testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | "
+            ]
+        );
+    }
+}
