@@ -4,7 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts};
+use fiaas_transform::config::ClusterArgs;
+use fiaas_transform::{ClusterConfig, RenderOptions};
+use serde_json::{Value, json};
 
 #[derive(Parser)]
 #[command(name = "fiaas", version, about = "Work with fiaas.yml files offline")]
@@ -33,6 +37,55 @@ enum Command {
     Defaults,
     /// Print the JSON Schema of the v3 format, for editors.
     Schema,
+    /// Print the Kubernetes objects the daemon would deploy for an app, in deploy order.
+    ///
+    /// Daemon flags (the same as fiaas-deploy-daemon's, or `-c cluster_config.yaml`) sit next to
+    /// the render flags.
+    Render(Box<RenderArgs>),
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    /// A fiaas.yml, or a whole Application resource (then name, namespace, image, deployment id,
+    /// uid and additional labels/annotations come from it; flags given here override them).
+    app_yml: PathBuf,
+    /// Application name (`spec.application`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Namespace [default: default].
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Container image [default: <name>:latest].
+    #[arg(long)]
+    image: Option<String>,
+    /// Deployment id (the `fiaas/deployment_id` label) [default: 1].
+    #[arg(long)]
+    deployment_id: Option<String>,
+    /// The Application's uid; owner references are set only when given.
+    #[arg(long)]
+    uid: Option<String>,
+    /// The Application's `additional_labels`, as JSON (`{"global": {...}, "pod": {...}}`).
+    #[arg(long, value_name = "JSON")]
+    labels: Option<String>,
+    /// The Application's `additional_annotations`, as JSON.
+    #[arg(long, value_name = "JSON")]
+    annotations: Option<String>,
+    /// Render as if the namespace only allowed BestEffort pods (no cpu/memory resources).
+    #[arg(long)]
+    besteffort_qos: bool,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]
+    output: Output,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    /// Multi-document YAML, for `kubectl apply -f -`.
+    Yaml,
+    /// A `v1` `List`.
+    Json,
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -67,9 +120,121 @@ fn migrate(file: &Path, strip_defaults: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn additional(flag: &str, json: Option<&str>) -> anyhow::Result<Option<AdditionalLabelsOrAnnotations>> {
+    json.map(|text| {
+        serde_json::from_str(text).with_context(|| format!("--{flag}: not a JSON object of string maps"))
+    })
+    .transpose()
+}
+
+/// The fiaas.yml and facts of the input: a plain fiaas.yml, or an Application resource.
+fn app_input(args: &RenderArgs) -> anyhow::Result<(Value, AppFacts)> {
+    let document = fiaas_spec::parse_document(&read(&args.app_yml)?)?;
+    let mut facts = AppFacts::default();
+    let config = if document.get("kind").and_then(Value::as_str) == Some("Application") {
+        let text = |pointer: &str| document.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        facts.name = text("/spec/application").unwrap_or_default();
+        facts.namespace = text("/metadata/namespace").unwrap_or_default();
+        facts.image = text("/spec/image").unwrap_or_default();
+        facts.uid = text("/metadata/uid");
+        facts.deployment_id = document
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get("fiaas/deployment_id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let field = |name: &str| -> anyhow::Result<Option<AdditionalLabelsOrAnnotations>> {
+            match document.pointer(&format!("/spec/{name}")) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => Ok(Some(
+                    serde_json::from_value(v.clone()).with_context(|| format!("spec.{name}: not a map of string maps"))?,
+                )),
+            }
+        };
+        facts.additional_labels = field("additional_labels")?;
+        facts.additional_annotations = field("additional_annotations")?;
+        match document.pointer("/spec/config") {
+            Some(config @ Value::Object(_)) => config.clone(),
+            _ => anyhow::bail!("spec.config: the Application has no fiaas.yml mapping"),
+        }
+    } else {
+        document
+    };
+    if let Some(name) = &args.name {
+        facts.name.clone_from(name);
+    }
+    if facts.name.is_empty() {
+        anyhow::bail!("--name is required unless APP_YML is an Application");
+    }
+    if let Some(namespace) = &args.namespace {
+        facts.namespace.clone_from(namespace);
+    }
+    if facts.namespace.is_empty() {
+        facts.namespace = "default".to_owned();
+    }
+    if let Some(image) = &args.image {
+        facts.image.clone_from(image);
+    }
+    if facts.image.is_empty() {
+        facts.image = format!("{}:latest", facts.name);
+    }
+    if let Some(id) = &args.deployment_id {
+        facts.deployment_id.clone_from(id);
+    }
+    if facts.deployment_id.is_empty() {
+        facts.deployment_id = "1".to_owned();
+    }
+    if args.uid.is_some() {
+        facts.uid.clone_from(&args.uid);
+    }
+    if let Some(labels) = additional("labels", args.labels.as_deref())? {
+        facts.additional_labels = Some(labels);
+    }
+    if let Some(annotations) = additional("annotations", args.annotations.as_deref())? {
+        facts.additional_annotations = Some(annotations);
+    }
+    Ok((config, facts))
+}
+
+fn render(args: &RenderArgs, config: &ClusterConfig) -> anyhow::Result<()> {
+    let (document, facts) = app_input(args)?;
+    let app = fiaas_spec::from_document(&document, &facts)?;
+    let options = RenderOptions {
+        besteffort_qos: args.besteffort_qos,
+    };
+    let manifests = fiaas_transform::render(&app, config, &options)?;
+    let items: Vec<Value> = manifests.objects.iter().map(|o| o.to_json()).collect();
+    let text = match args.output {
+        Output::Json => {
+            let list = json!({"apiVersion": "v1", "kind": "List", "items": items});
+            format!("{}\n", serde_json::to_string_pretty(&list)?)
+        }
+        Output::Yaml => items
+            .iter()
+            .map(|item| format!("---\n{}", fiaas_spec::to_yaml(item)))
+            .collect(),
+    };
+    print!("{text}");
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let result = match cli.command {
+        Command::Render(args) => {
+            let render_matches = matches.subcommand_matches("render").unwrap_or(&matches);
+            match ClusterConfig::from_matches(render_matches, None) {
+                Ok(config) => render(&args, &config),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+                }
+            }
+        }
         Command::Validate { files } => return validate(&files),
         Command::Migrate {
             file,

@@ -448,11 +448,17 @@ impl ConfigError {
     }
 }
 
-/// The cluster flags as a clap argument group, so every binary accepts the same command line
-/// (`#[command(flatten)]` it, then build the configuration with [`ClusterConfig::from_matches`]).
-///
-/// Fields hold command-line text only; the merged, typed configuration is [`ClusterConfig`].
-/// Every flag may also be set in the YAML config files under its long name.
+// The struct doc is for rustdoc only: clap derive would make a doc comment the `about` text of
+// every command that flattens these flags.
+#[cfg_attr(
+    doc,
+    doc = "The cluster flags as a clap argument group, so every binary accepts the same command \
+           line (`#[command(flatten)]` it, then build the configuration with \
+           [`ClusterConfig::from_matches`]).\n\n\
+           Fields hold command-line text only; the merged, typed configuration is \
+           [`ClusterConfig`]. Every flag may also be set in the YAML config files under its \
+           long name."
+)]
 #[derive(Args, Clone, Debug)]
 pub struct ClusterArgs {
     /// Extra YAML config file; it overrides the default config file, the command line
@@ -937,7 +943,7 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// Parses a full command line (argv[0] first) with the upstream precedence: command line >
+    /// Parses a full command line (`argv[0]` first) with the upstream precedence: command line >
     /// `-c/--config-file` file > `default_config_file` (read only if it exists) > built-in
     /// defaults.
     pub fn from_args<I, T>(
@@ -1303,10 +1309,12 @@ impl FlagSpecs {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::ReadFile {
             path: path.to_path_buf(),
             source,
         })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| bad_file(format!("Couldn't parse config file: {e}")))?;
         // PyYAML reads YAML 1.1: `0755` is octal and a repeated key keeps the last value.
         let options = serde_saphyr::options! {
             legacy_octal_numbers: true,
@@ -1703,6 +1711,11 @@ mod tests {
         parse(&["-c", &file.arg()])
     }
 
+    /// The entries in order, as `IndexMap`'s own equality ignores order.
+    fn entries(map: &IndexMap<String, String>) -> Vec<(&str, &str)> {
+        map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    }
+
     fn map(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
         pairs
             .iter()
@@ -2012,7 +2025,7 @@ mod tests {
         ])
         .unwrap();
         // A later duplicate replaces the value but keeps the key's first position.
-        assert_eq!(c.global_env, map(&[("A", "2"), ("B", ""), ("", "c")]));
+        assert_eq!(entries(&c.global_env), [("A", "2"), ("B", ""), ("", "c")]);
 
         let err = parse(&["--global-env", "A=1=2"]).unwrap_err();
         assert_eq!(
@@ -2277,6 +2290,15 @@ mod tests {
             assert!(err.to_string().starts_with(&file.arg()), "{err}");
             assert_eq!(err.exit_code(), 2);
         }
+        let not_utf8 = std::env::temp_dir().join(format!(
+            "fiaas-transform-config-test-{}-latin1.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&not_utf8, b"environment: caf\xe9\n").unwrap();
+        let err = parse(&["-c", &not_utf8.display().to_string()]).unwrap_err();
+        std::fs::remove_file(&not_utf8).unwrap();
+        assert!(matches!(err, ConfigError::ConfigFile { .. }), "{err}");
+        assert_eq!(err.exit_code(), 2);
         // Even the default file must not be empty.
         let empty = TempFile::new("");
         let err = parse_with(&[], Some(empty.path())).unwrap_err();
@@ -2386,13 +2408,13 @@ mod tests {
     fn host_pairs_map_both_ways() {
         let c = parse_file("ingress-host-pair: [a.example=b.example, c=d=e]\n").unwrap();
         assert_eq!(
-            c.ingress_host_pairs,
-            map(&[
+            entries(&c.ingress_host_pairs),
+            [
                 ("a.example", "b.example"),
                 ("b.example", "a.example"),
                 ("c", "d=e"),
                 ("d=e", "c"),
-            ])
+            ]
         );
         let err = parse(&["--ingress-host-pair", "lonely"]).unwrap_err();
         assert_eq!(
@@ -2404,9 +2426,18 @@ mod tests {
 
     #[test]
     fn secret_init_container_registry() {
-        let registry = |args: &[&str]| parse(args).unwrap().secret_init_container_images();
+        let registry = |args: &[&str]| {
+            let (images, automount) = parse(args).unwrap().secret_init_container_images();
+            (images.into_iter().collect::<Vec<_>>(), automount)
+        };
+        let owned = |items: &[(&str, &str)]| {
+            items
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
 
-        assert_eq!(registry(&[]), (IndexMap::new(), false));
+        assert_eq!(registry(&[]), (Vec::new(), false));
         assert_eq!(
             registry(&[
                 "--secret-init-containers",
@@ -2417,7 +2448,7 @@ mod tests {
                 "generic",
             ]),
             (
-                map(&[
+                owned(&[
                     ("parameter-store", "ps"),
                     ("strongbox", "sb"),
                     ("default", "generic")
@@ -2437,7 +2468,7 @@ mod tests {
                 "generic",
             ]),
             (
-                map(&[("default", "registered"), ("strongbox", "sb-registered")]),
+                owned(&[("default", "registered"), ("strongbox", "sb-registered")]),
                 false
             )
         );
