@@ -74,3 +74,184 @@ fn as_number(value: &Value) -> Option<f64> {
         _ => None,
     }
 }
+
+/// Bring an object into the form the fixture catalog (§6) compares, so the objects fiaas
+/// renders (request bodies) and the upstream's expected files (server answers read through the
+/// upstream's client models) can be compared with `==`.
+///
+/// Applied to both sides: nulls, empty lists and empty maps are dropped (the client model emits
+/// empty lists, the server drops them; `{}` and absent annotations are equal), every scalar
+/// becomes a string (`targetPort: "8080"` vs `8080`), and resource quantities take the server's
+/// canonical form (`1024Mi` → `1Gi`). Applied as the server does to what fiaas sends:
+/// `fieldRef.apiVersion: v1` and `defaultMode: 420` on configMap/secret volumes are added,
+/// `readOnly: false` is dropped. Removed as the upstream's harness removes them: top-level
+/// `apiVersion`, `kind` and `status`, server-managed metadata, pod-template name, namespace and
+/// owner references, Service `clusterIP` and node ports, ServiceAccount `secrets`.
+pub fn normalise_object(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Value::Object(map) = &mut object {
+        for field in ["apiVersion", "kind", "status", "secrets"] {
+            map.remove(field);
+        }
+    }
+    for meta in ["/metadata", "/spec/template/metadata"] {
+        if let Some(Value::Object(m)) = object.pointer_mut(meta) {
+            for field in [
+                "creationTimestamp", "generation", "resourceVersion", "selfLink", "uid",
+                "managedFields", "finalizers",
+            ] {
+                m.remove(field);
+            }
+            if let Some(Value::Object(annotations)) = m.get_mut("annotations") {
+                annotations.remove("deployment.kubernetes.io/revision");
+            }
+        }
+    }
+    if let Some(Value::Object(m)) = object.pointer_mut("/spec/template/metadata") {
+        for field in ["name", "namespace", "ownerReferences"] {
+            m.remove(field);
+        }
+    }
+    if let Some(Value::Object(spec)) = object.pointer_mut("/spec") {
+        spec.remove("clusterIP");
+        spec.remove("clusterIPs");
+        if let Some(Value::Array(ports)) = spec.get_mut("ports") {
+            for port in ports.iter_mut().filter_map(Value::as_object_mut) {
+                port.remove("nodePort");
+            }
+        }
+    }
+    server_defaults(&mut object, "");
+    prune_and_stringify(&object).unwrap_or(Value::Null)
+}
+
+fn server_defaults(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            if key == "fieldRef" && !map.contains_key("apiVersion") {
+                map.insert("apiVersion".into(), Value::from("v1"));
+            }
+            if (key == "configMap" || key == "secret") && !map.contains_key("defaultMode") {
+                map.insert("defaultMode".into(), Value::from(420));
+            }
+            if map.get("readOnly") == Some(&Value::Bool(false)) {
+                map.remove("readOnly");
+            }
+            for (k, v) in map.iter_mut() {
+                if k == "limits" || k == "requests" {
+                    if let Value::Object(quantities) = v {
+                        for q in quantities.values_mut() {
+                            *q = Value::from(canonical_quantity(&scalar_text(q)));
+                        }
+                    }
+                } else {
+                    server_defaults(v, k);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| server_defaults(v, key)),
+        _ => {}
+    }
+}
+
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `1024Mi` → `1Gi`, `1000m` → `1`, as the API server canonicalises quantities.
+fn canonical_quantity(text: &str) -> String {
+    const BINARY: [&str; 5] = ["Ki", "Mi", "Gi", "Ti", "Pi"];
+    for (i, suffix) in BINARY.iter().enumerate() {
+        if let Some(Ok(mut n)) = text.strip_suffix(suffix).map(str::parse::<u64>) {
+            let mut level = i;
+            while n > 0 && n % 1024 == 0 && level + 1 < BINARY.len() {
+                n /= 1024;
+                level += 1;
+            }
+            return format!("{n}{}", BINARY[level]);
+        }
+    }
+    if let Some(Ok(n)) = text.strip_suffix('m').map(str::parse::<u64>)
+        && n % 1000 == 0
+    {
+        return (n / 1000).to_string();
+    }
+    text.to_owned()
+}
+
+fn prune_and_stringify(value: &Value) -> Option<Value> {
+    match value {
+        Value::Null => None,
+        Value::Object(map) => {
+            let out: serde_json::Map<String, Value> = map
+                .iter()
+                .filter_map(|(k, v)| prune_and_stringify(v).map(|v| (k.clone(), v)))
+                .collect();
+            (!out.is_empty()).then_some(Value::Object(out))
+        }
+        Value::Array(items) => {
+            let out: Vec<Value> = items.iter().filter_map(prune_and_stringify).collect();
+            (!out.is_empty()).then_some(Value::Array(out))
+        }
+        Value::String(s) => Some(Value::String(s.clone())),
+        other => Some(Value::String(other.to_string())),
+    }
+}
+
+/// The first place two normalised objects differ, as `path: expected X, got Y`.
+pub fn first_difference(expected: &Value, actual: &Value, path: &str) -> Option<String> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            let mut keys: Vec<&String> = e.keys().chain(a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                match (e.get(k), a.get(k)) {
+                    (Some(x), Some(y)) => first_difference(x, y, &sub),
+                    (Some(x), None) => Some(format!("{sub}: missing, expected {x}")),
+                    (None, Some(y)) => Some(format!("{sub}: unexpected {y}")),
+                    (None, None) => None,
+                }
+            })
+        }
+        (Value::Array(e), Value::Array(a)) => e
+            .iter()
+            .zip(a)
+            .enumerate()
+            .find_map(|(i, (x, y))| first_difference(x, y, &format!("{path}[{i}]")))
+            .or_else(|| {
+                (e.len() != a.len())
+                    .then(|| format!("{path}: expected {} items, got {}", e.len(), a.len()))
+            }),
+        _ => (expected != actual).then(|| format!("{path}: expected {expected}, got {actual}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_take_the_server_form() {
+        assert_eq!(canonical_quantity("1024Mi"), "1Gi");
+        assert_eq!(canonical_quantity("512Mi"), "512Mi");
+        assert_eq!(canonical_quantity("2000m"), "2");
+        assert_eq!(canonical_quantity("200m"), "200m");
+    }
+
+    #[test]
+    fn normalisation_equates_what_the_catalog_equates() {
+        let sent = json!({"kind": "X", "metadata": {"annotations": {}}, "spec": {"ports": [{"targetPort": 8080, "nodePort": 1}],
+            "volumes": [{"name": "a", "configMap": {"name": "a"}}], "mounts": [{"readOnly": false, "name": "tmp"}]}});
+        let answered = json!({"spec": {"ports": [{"targetPort": "8080"}],
+            "volumes": [{"name": "a", "configMap": {"name": "a", "defaultMode": 420}}], "mounts": [{"name": "tmp"}]}});
+        assert_eq!(normalise_object(&sent), normalise_object(&answered));
+        let other = json!({"spec": {"ports": [{"targetPort": "8081"}]}});
+        assert!(first_difference(&normalise_object(&answered), &normalise_object(&other), "").is_some());
+    }
+}
