@@ -13,11 +13,22 @@ const UID: &str = "5e7a1c2e-0000-4000-8000-00000000e2e0";
 
 /// Daemon flags of the upstream e2e clusters (catalog §3.1), without the service type.
 const E2E_FLAGS: &[&str] = &[
-    "--ingress-suffix", "svc.test.example.com", "--environment", "test",
-    "--datadog-container-image", "DATADOG_IMAGE:tag", "--strongbox-init-container-image", "STRONGBOX_IMAGE",
-    "--secret-init-containers", "parameter-store=PARAM_STORE_IMAGE",
-    "--tls-certificate-issuer-type-overrides", "use-issuer.example.com=certmanager.k8s.io/issuer",
-    "--use-ingress-tls", "default_off", "--enable-crd-support", "--use-apiextensionsv1-crd",
+    "--ingress-suffix",
+    "svc.test.example.com",
+    "--environment",
+    "test",
+    "--datadog-container-image",
+    "DATADOG_IMAGE:tag",
+    "--strongbox-init-container-image",
+    "STRONGBOX_IMAGE",
+    "--secret-init-containers",
+    "parameter-store=PARAM_STORE_IMAGE",
+    "--tls-certificate-issuer-type-overrides",
+    "use-issuer.example.com=certmanager.k8s.io/issuer",
+    "--use-ingress-tls",
+    "default_off",
+    "--enable-crd-support",
+    "--use-apiextensionsv1-crd",
     "--include-status-in-app",
 ];
 
@@ -57,87 +68,268 @@ fn case(input: &'static str, name: &'static str, prefix: &'static str, kinds: &[
         .iter()
         .map(|kind| {
             let (v1, v1beta1): (String, String) = match kind {
-                Kind::Service => (format!("{prefix}-service.yml"), format!("{prefix}-service.yml")),
-                Kind::Deployment => (format!("{prefix}-deployment.yml"), format!("{prefix}-deployment.yml")),
-                Kind::HorizontalPodAutoscaler => (format!("{prefix}-hpa.yml"), format!("{prefix}-hpa.yml")),
-                Kind::ServiceAccount => (format!("{prefix}-service-account.yml"), format!("{prefix}-service-account.yml")),
-                _ => (format!("{prefix}-networkingv1-ingress.yml"), format!("{prefix}-ingress.yml")),
+                Kind::Service => (
+                    format!("{prefix}-service.yml"),
+                    format!("{prefix}-service.yml"),
+                ),
+                Kind::Deployment => (
+                    format!("{prefix}-deployment.yml"),
+                    format!("{prefix}-deployment.yml"),
+                ),
+                Kind::HorizontalPodAutoscaler => {
+                    (format!("{prefix}-hpa.yml"), format!("{prefix}-hpa.yml"))
+                }
+                Kind::ServiceAccount => (
+                    format!("{prefix}-service-account.yml"),
+                    format!("{prefix}-service-account.yml"),
+                ),
+                _ => (
+                    format!("{prefix}-networkingv1-ingress.yml"),
+                    format!("{prefix}-ingress.yml"),
+                ),
             };
-            (*kind, &*Box::leak(v1.into_boxed_str()), &*Box::leak(v1beta1.into_boxed_str()))
+            (
+                *kind,
+                &*Box::leak(v1.into_boxed_str()),
+                &*Box::leak(v1beta1.into_boxed_str()),
+            )
         })
         .collect();
-    Case { input, name, labels: None, expected, absent: Vec::new() }
+    Case {
+        input,
+        name,
+        labels: None,
+        expected,
+        absent: Vec::new(),
+    }
 }
 
-use Kind::{Deployment as D, HorizontalPodAutoscaler as H, Ingress as I, Service as S, ServiceAccount as SA};
+use Kind::{
+    Deployment as D, HorizontalPodAutoscaler as H, Ingress as I, Service as S, ServiceAccount as SA,
+};
 
 fn main_cases() -> Vec<Case> {
-    let mut v3minimal = case("v3/data/examples/v3minimal.yml", "v3-data-examples-v3minimal", "v3minimal", &[S, D, I, H]);
+    let mut v3minimal = case(
+        "v3/data/examples/v3minimal.yml",
+        "v3-data-examples-v3minimal",
+        "v3minimal",
+        &[S, D, I, H],
+    );
     v3minimal.labels = Some(v3minimal_labels(json!({"pod/label": "true"})));
     v3minimal.absent = vec![SA];
-    let mut full = case("v3/data/examples/full.yml", "v3-data-examples-full", "v3full", &[S, D, I, H]);
-    full.labels = Some(v3minimal_labels(json!({"pod/label": "true", "s": "override"})));
-    let mut v2minimal = case("data/v2minimal.yml", "data-v2minimal", "v2minimal", &[S, D, I]);
+    let mut full = case(
+        "v3/data/examples/full.yml",
+        "v3-data-examples-full",
+        "v3full",
+        &[S, D, I, H],
+    );
+    full.labels = Some(v3minimal_labels(
+        json!({"pod/label": "true", "s": "override"}),
+    ));
+    let mut v2minimal = case(
+        "data/v2minimal.yml",
+        "data-v2minimal",
+        "v2minimal",
+        &[S, D, I],
+    );
     v2minimal.absent = vec![SA, H];
     vec![
         v2minimal,
-        case("v2/data/examples/host.yml", "v2-data-examples-host", "host", &[S, D, I]),
-        case("v2/data/examples/exec_config.yml", "v2-data-examples-exec-config", "exec", &[S, D, I]),
-        case("v2/data/examples/tcp_ports.yml", "v2-data-examples-tcp-ports", "tcp_ports", &[S, D]),
-        case("v2/data/examples/single_tcp_port.yml", "v2-data-examples-single-tcp-port", "single_tcp_port", &[S, D]),
-        case("v2/data/examples/partial_override.yml", "v2-data-examples-partial-override", "partial_override", &[S, D, I, H]),
+        case(
+            "v2/data/examples/host.yml",
+            "v2-data-examples-host",
+            "host",
+            &[S, D, I],
+        ),
+        case(
+            "v2/data/examples/exec_config.yml",
+            "v2-data-examples-exec-config",
+            "exec",
+            &[S, D, I],
+        ),
+        case(
+            "v2/data/examples/tcp_ports.yml",
+            "v2-data-examples-tcp-ports",
+            "tcp_ports",
+            &[S, D],
+        ),
+        case(
+            "v2/data/examples/single_tcp_port.yml",
+            "v2-data-examples-single-tcp-port",
+            "single_tcp_port",
+            &[S, D],
+        ),
+        case(
+            "v2/data/examples/partial_override.yml",
+            "v2-data-examples-partial-override",
+            "partial_override",
+            &[S, D, I, H],
+        ),
         v3minimal,
         full,
-        case("v3/data/examples/multiple_hosts_multiple_paths.yml", "v3-data-examples-multiple-hosts-multiple-paths", "multiple_hosts_multiple_paths", &[S, D, I, H]),
-        case("v3/data/examples/strongbox.yml", "v3-data-examples-strongbox", "strongbox", &[S, D, I, H]),
-        case("v3/data/examples/secrets.yml", "v3-data-examples-secrets", "secrets", &[D]),
-        Case { expected: vec![both(D, "single-replica-singleton.yml")], ..case("v3/data/examples/single-replica-singleton.yml", "v3-data-examples-single-replica-singleton", "", &[]) },
-        Case { expected: vec![both(D, "single-replica-not-singleton.yml")], ..case("v3/data/examples/single-replica-not-singleton.yml", "v3-data-examples-single-replica-not-singleton", "", &[]) },
-        case("v3/data/examples/tls_enabled.yml", "v3-data-examples-tls-enabled", "tls", &[S, D, I, H]),
+        case(
+            "v3/data/examples/multiple_hosts_multiple_paths.yml",
+            "v3-data-examples-multiple-hosts-multiple-paths",
+            "multiple_hosts_multiple_paths",
+            &[S, D, I, H],
+        ),
+        case(
+            "v3/data/examples/strongbox.yml",
+            "v3-data-examples-strongbox",
+            "strongbox",
+            &[S, D, I, H],
+        ),
+        case(
+            "v3/data/examples/secrets.yml",
+            "v3-data-examples-secrets",
+            "secrets",
+            &[D],
+        ),
         Case {
-            expected: vec![
-                both(S, "tls-service-cert-issuer.yml"), both(D, "tls-deployment-cert-issuer.yml"),
-                (I, "tls-networkingv1-ingress-cert-issuer.yml", "tls-ingress-cert-issuer.yml"), both(H, "tls-hpa-cert-issuer.yml"),
-            ],
-            ..case("v3/data/examples/tls_enabled_cert_issuer.yml", "v3-data-examples-tls-enabled-cert-issuer", "", &[])
+            expected: vec![both(D, "single-replica-singleton.yml")],
+            ..case(
+                "v3/data/examples/single-replica-singleton.yml",
+                "v3-data-examples-single-replica-singleton",
+                "",
+                &[],
+            )
         },
         Case {
-            expected: vec![(I, "tls-networkingv1-ingress-multiple.yml", "tls-ingress-multiple.yml")],
-            ..case("v3/data/examples/tls_enabled_multiple.yml", "v3-data-examples-tls-enabled-multiple", "", &[])
+            expected: vec![both(D, "single-replica-not-singleton.yml")],
+            ..case(
+                "v3/data/examples/single-replica-not-singleton.yml",
+                "v3-data-examples-single-replica-not-singleton",
+                "",
+                &[],
+            )
+        },
+        case(
+            "v3/data/examples/tls_enabled.yml",
+            "v3-data-examples-tls-enabled",
+            "tls",
+            &[S, D, I, H],
+        ),
+        Case {
+            expected: vec![
+                both(S, "tls-service-cert-issuer.yml"),
+                both(D, "tls-deployment-cert-issuer.yml"),
+                (
+                    I,
+                    "tls-networkingv1-ingress-cert-issuer.yml",
+                    "tls-ingress-cert-issuer.yml",
+                ),
+                both(H, "tls-hpa-cert-issuer.yml"),
+            ],
+            ..case(
+                "v3/data/examples/tls_enabled_cert_issuer.yml",
+                "v3-data-examples-tls-enabled-cert-issuer",
+                "",
+                &[],
+            )
+        },
+        Case {
+            expected: vec![(
+                I,
+                "tls-networkingv1-ingress-multiple.yml",
+                "tls-ingress-multiple.yml",
+            )],
+            ..case(
+                "v3/data/examples/tls_enabled_multiple.yml",
+                "v3-data-examples-tls-enabled-multiple",
+                "",
+                &[],
+            )
         },
         // §4.3: two ingresses each.
         Case {
             expected: vec![
-                (I, "multiple_networkingv1-ingress.yml", "multiple_ingress1.yml"),
-                (I, "multiple_networkingv1-ingress2.yml", "multiple_ingress2.yml"),
+                (
+                    I,
+                    "multiple_networkingv1-ingress.yml",
+                    "multiple_ingress1.yml",
+                ),
+                (
+                    I,
+                    "multiple_networkingv1-ingress2.yml",
+                    "multiple_ingress2.yml",
+                ),
             ],
-            ..case("v3/data/examples/multiple_ingress.yml", "v3-data-examples-multiple-ingress", "", &[])
+            ..case(
+                "v3/data/examples/multiple_ingress.yml",
+                "v3-data-examples-multiple-ingress",
+                "",
+                &[],
+            )
         },
         Case {
             expected: vec![
-                (I, "multiple_networkingv1-ingress_default_host1.yml", "multiple_ingress_default_host1.yml"),
-                (I, "multiple_networkingv1-ingress_default_host2.yml", "multiple_ingress_default_host2.yml"),
+                (
+                    I,
+                    "multiple_networkingv1-ingress_default_host1.yml",
+                    "multiple_ingress_default_host1.yml",
+                ),
+                (
+                    I,
+                    "multiple_networkingv1-ingress_default_host2.yml",
+                    "multiple_ingress_default_host2.yml",
+                ),
             ],
-            ..case("v3/data/examples/multiple_ingress_default_host.yml", "v3-data-examples-multiple-ingress-default-host", "", &[])
+            ..case(
+                "v3/data/examples/multiple_ingress_default_host.yml",
+                "v3-data-examples-multiple-ingress-default-host",
+                "",
+                &[],
+            )
         },
         Case {
             expected: vec![
-                (I, "tls_issuer_networkingv1_override1.yml", "tls_issuer_override1.yml"),
-                (I, "tls_issuer_networkingv1_override2.yml", "tls_issuer_override2.yml"),
+                (
+                    I,
+                    "tls_issuer_networkingv1_override1.yml",
+                    "tls_issuer_override1.yml",
+                ),
+                (
+                    I,
+                    "tls_issuer_networkingv1_override2.yml",
+                    "tls_issuer_override2.yml",
+                ),
             ],
-            ..case("v3/data/examples/tls_issuer_override.yml", "v3-data-examples-tls-issuer-override", "", &[])
+            ..case(
+                "v3/data/examples/tls_issuer_override.yml",
+                "v3-data-examples-tls-issuer-override",
+                "",
+                &[],
+            )
         },
     ]
 }
 
 fn service_account_cases() -> Vec<Case> {
-    let mut v3minimal = case("v3/data/examples/v3minimal.yml", "v3-data-examples-v3minimal", "v3minimal", &[S, D, I, H, SA]);
+    let mut v3minimal = case(
+        "v3/data/examples/v3minimal.yml",
+        "v3-data-examples-v3minimal",
+        "v3minimal",
+        &[S, D, I, H, SA],
+    );
     v3minimal.labels = Some(v3minimal_labels(json!({"pod/label": "true"})));
-    vec![case("data/v2minimal.yml", "data-v2minimal", "v2minimal", &[S, D, I, SA]), v3minimal]
+    vec![
+        case(
+            "data/v2minimal.yml",
+            "data-v2minimal",
+            "v2minimal",
+            &[S, D, I, SA],
+        ),
+        v3minimal,
+    ]
 }
 
 fn bootstrap_case() -> Case {
-    let mut c = case("v2/data/examples/v2bootstrap.yml", "specs-v2-data-examples-v2bootstrap", "v2bootstrap", &[S, D, I]);
+    let mut c = case(
+        "v2/data/examples/v2bootstrap.yml",
+        "specs-v2-data-examples-v2bootstrap",
+        "v2bootstrap",
+        &[S, D, I],
+    );
     c.absent = vec![H];
     c
 }
@@ -157,9 +349,17 @@ fn flags(cluster: Cluster, networking_v1: bool) -> Vec<&'static str> {
         }
         Cluster::ServiceAccount => {
             args.extend(E2E_FLAGS);
-            args.extend(["--service-type", "ClusterIP", "--enable-service-account-per-app"]);
+            args.extend([
+                "--service-type",
+                "ClusterIP",
+                "--enable-service-account-per-app",
+            ]);
         }
-        Cluster::Bootstrap => args.extend(["--enable-crd-support", "--use-apiextensionsv1-crd", "--include-status-in-app"]),
+        Cluster::Bootstrap => args.extend([
+            "--enable-crd-support",
+            "--use-apiextensionsv1-crd",
+            "--include-status-in-app",
+        ]),
     }
     if networking_v1 {
         args.push("--use-networkingv1-ingress");
@@ -169,9 +369,17 @@ fn flags(cluster: Cluster, networking_v1: bool) -> Vec<&'static str> {
 
 /// The expected file with the §6.1 placeholders filled in.
 fn expected_object(file: &str, cluster: Cluster, deploy: &Deploy, app: &str) -> Value {
-    let dir = if cluster == Cluster::Bootstrap { "bootstrap_e2e_expected" } else { "e2e_expected" };
+    let dir = if cluster == Cluster::Bootstrap {
+        "bootstrap_e2e_expected"
+    } else {
+        "e2e_expected"
+    };
     let mut object = load_yaml(&format!("{dir}/{file}"));
-    let tag = deploy.image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+    let tag = deploy
+        .image
+        .rsplit_once(':')
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     let set_labels = |labels: Option<&mut Value>| {
         if let Some(Value::Object(labels)) = labels {
             labels.insert("fiaas/version".into(), tag.into());
@@ -181,24 +389,31 @@ fn expected_object(file: &str, cluster: Cluster, deploy: &Deploy, app: &str) -> 
     set_labels(object.pointer_mut("/metadata/labels"));
     set_labels(object.pointer_mut("/spec/template/metadata/labels"));
     if let Some(Value::Array(refs)) = object.pointer_mut("/metadata/ownerReferences") {
-        refs.iter_mut().filter_map(Value::as_object_mut).for_each(|r| {
-            r.insert("uid".into(), UID.into());
-        });
+        refs.iter_mut()
+            .filter_map(Value::as_object_mut)
+            .for_each(|r| {
+                r.insert("uid".into(), UID.into());
+            });
     }
     if let Some(Value::Object(main)) = object.pointer_mut("/spec/template/spec/containers/0") {
         main.insert("image".into(), deploy.image.into());
         if let Some(Value::Array(env)) = main.get_mut("env") {
             for var in env.iter_mut().filter_map(Value::as_object_mut) {
                 match var.get("name").and_then(Value::as_str) {
-                    Some("VERSION" | "FIAAS_VERSION") => { var.insert("value".into(), tag.into()); }
-                    Some("IMAGE" | "FIAAS_IMAGE") => { var.insert("value".into(), deploy.image.into()); }
+                    Some("VERSION" | "FIAAS_VERSION") => {
+                        var.insert("value".into(), tag.into());
+                    }
+                    Some("IMAGE" | "FIAAS_IMAGE") => {
+                        var.insert("value".into(), deploy.image.into());
+                    }
                     _ => {}
                 }
             }
         }
     }
     if let Some(groups) = &deploy.strongbox_groups
-        && let Some(Value::Array(env)) = object.pointer_mut("/spec/template/spec/initContainers/0/env")
+        && let Some(Value::Array(env)) =
+            object.pointer_mut("/spec/template/spec/initContainers/0/env")
     {
         for var in env.iter_mut().filter_map(Value::as_object_mut) {
             if var.get("name").and_then(Value::as_str) == Some("SECRET_GROUPS") {
@@ -222,7 +437,8 @@ fn expected_object(file: &str, cluster: Cluster, deploy: &Deploy, app: &str) -> 
 }
 
 fn run(case: &Case, cluster: Cluster, networking_v1: bool, deploy: &Deploy) -> Result<(), Failed> {
-    let config = ClusterConfig::from_args(flags(cluster, networking_v1), None).map_err(|e| e.to_string())?;
+    let config =
+        ClusterConfig::from_args(flags(cluster, networking_v1), None).map_err(|e| e.to_string())?;
     let mut document = load_yaml(&format!("specs/{}", case.input));
     if let Some(groups) = &deploy.strongbox_groups {
         document["extensions"]["strongbox"]["groups"] = json!(groups);
@@ -233,16 +449,22 @@ fn run(case: &Case, cluster: Cluster, networking_v1: bool, deploy: &Deploy) -> R
         image: deploy.image.into(),
         deployment_id: deploy.deployment_id.into(),
         uid: Some(UID.into()),
-        additional_labels: case.labels.clone().map(|l| serde_json::from_value::<AdditionalLabelsOrAnnotations>(l).unwrap_or_default()),
+        additional_labels: case.labels.clone().map(|l| {
+            serde_json::from_value::<AdditionalLabelsOrAnnotations>(l).unwrap_or_default()
+        }),
         additional_annotations: None,
     };
     let app = fiaas_spec::from_document(&document, &facts).map_err(|e| e.to_string())?;
-    let manifests = fiaas_transform::render(&app, &config, &RenderOptions::default()).map_err(|e| e.to_string())?;
+    let manifests = fiaas_transform::render(&app, &config, &RenderOptions::default())
+        .map_err(|e| e.to_string())?;
     let mut failures = Vec::new();
     for (kind, v1_file, v1beta1_file) in &case.expected {
         let file = if networking_v1 { v1_file } else { v1beta1_file };
         let expected = expected_object(file, cluster, deploy, case.name);
-        let name = expected.pointer("/metadata/name").cloned().unwrap_or_default();
+        let name = expected
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or_default();
         let actual = manifests
             .objects
             .iter()
@@ -251,7 +473,9 @@ fn run(case: &Case, cluster: Cluster, networking_v1: bool, deploy: &Deploy) -> R
         match actual {
             None => failures.push(format!("{file}: no {kind:?} named {name} rendered")),
             Some(actual) => {
-                if let Some(diff) = first_difference(&normalise_object(&expected), &normalise_object(&actual), "") {
+                if let Some(diff) =
+                    first_difference(&normalise_object(&expected), &normalise_object(&actual), "")
+                {
                     failures.push(format!("{file}: {diff}"));
                 }
             }
@@ -259,10 +483,16 @@ fn run(case: &Case, cluster: Cluster, networking_v1: bool, deploy: &Deploy) -> R
     }
     for kind in &case.absent {
         if manifests.objects.iter().any(|o| o.kind() == *kind) {
-            failures.push(format!("{kind:?} rendered, but upstream asserts it does not exist"));
+            failures.push(format!(
+                "{kind:?} rendered, but upstream asserts it does not exist"
+            ));
         }
     }
-    if failures.is_empty() { Ok(()) } else { Err(failures.join("\n").into()) }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
 }
 
 fn kind_of(object: &Value) -> Option<Kind> {
@@ -280,33 +510,65 @@ fn kind_of(object: &Value) -> Option<Kind> {
 
 fn main() {
     let args = Arguments::from_args();
-    let first = || Deploy { image: "finntech/application-name:123", deployment_id: "deployment_id_1", strongbox_groups: None };
+    let first = || Deploy {
+        image: "finntech/application-name:123",
+        deployment_id: "deployment_id_1",
+        strongbox_groups: None,
+    };
     let mut trials = Vec::new();
     for networking_v1 in [true, false] {
-        let api = if networking_v1 { "networking-v1" } else { "extensions-v1beta1" };
+        let api = if networking_v1 {
+            "networking-v1"
+        } else {
+            "extensions-v1beta1"
+        };
         for service_type in ["ClusterIP", "NodePort"] {
             for c in main_cases() {
                 let (c1, c2) = (c.clone(), c.clone());
-                trials.push(Trial::test(format!("{api}/{service_type}/{}/first-deploy", c.name), move || {
-                    run(&c1, Cluster::Main(service_type), networking_v1, &first())
-                }));
+                trials.push(Trial::test(
+                    format!("{api}/{service_type}/{}/first-deploy", c.name),
+                    move || run(&c1, Cluster::Main(service_type), networking_v1, &first()),
+                ));
                 let groups = c.name.contains("strongbox").then(|| vec!["foo", "bar"]);
-                trials.push(Trial::test(format!("{api}/{service_type}/{}/second-deploy", c.name), move || {
-                    run(&c2, Cluster::Main(service_type), networking_v1, &Deploy {
-                        image: "finntech/application-name:321", deployment_id: "deployment_id_2", strongbox_groups: groups,
-                    })
-                }));
+                trials.push(Trial::test(
+                    format!("{api}/{service_type}/{}/second-deploy", c.name),
+                    move || {
+                        run(
+                            &c2,
+                            Cluster::Main(service_type),
+                            networking_v1,
+                            &Deploy {
+                                image: "finntech/application-name:321",
+                                deployment_id: "deployment_id_2",
+                                strongbox_groups: groups,
+                            },
+                        )
+                    },
+                ));
             }
         }
         for c in service_account_cases() {
-            trials.push(Trial::test(format!("{api}/service-account/{}", c.name), move || {
-                run(&c, Cluster::ServiceAccount, networking_v1, &first())
-            }));
+            trials.push(Trial::test(
+                format!("{api}/service-account/{}", c.name),
+                move || run(&c, Cluster::ServiceAccount, networking_v1, &first()),
+            ));
         }
         let c = bootstrap_case();
-        trials.push(Trial::test(format!("{api}/bootstrap/{}", c.name), move || {
-            run(&c, Cluster::Bootstrap, networking_v1, &Deploy { image: "nginx:1.13.9-alpine", deployment_id: "1", strongbox_groups: None })
-        }));
+        trials.push(Trial::test(
+            format!("{api}/bootstrap/{}", c.name),
+            move || {
+                run(
+                    &c,
+                    Cluster::Bootstrap,
+                    networking_v1,
+                    &Deploy {
+                        image: "nginx:1.13.9-alpine",
+                        deployment_id: "1",
+                        strongbox_groups: None,
+                    },
+                )
+            },
+        ));
     }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -97,8 +97,13 @@ pub fn normalise_object(object: &Value) -> Value {
     for meta in ["/metadata", "/spec/template/metadata"] {
         if let Some(Value::Object(m)) = object.pointer_mut(meta) {
             for field in [
-                "creationTimestamp", "generation", "resourceVersion", "selfLink", "uid",
-                "managedFields", "finalizers",
+                "creationTimestamp",
+                "generation",
+                "resourceVersion",
+                "selfLink",
+                "uid",
+                "managedFields",
+                "finalizers",
             ] {
                 m.remove(field);
             }
@@ -209,7 +214,11 @@ pub fn first_difference(expected: &Value, actual: &Value, path: &str) -> Option<
             keys.sort();
             keys.dedup();
             keys.into_iter().find_map(|k| {
-                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (e.get(k), a.get(k)) {
                     (Some(x), Some(y)) => first_difference(x, y, &sub),
                     (Some(x), None) => Some(format!("{sub}: missing, expected {x}")),
@@ -252,6 +261,8 @@ mod tests {
             "volumes": [{"name": "a", "configMap": {"name": "a", "defaultMode": 420}}], "mounts": [{"name": "tmp"}]}});
         assert_eq!(normalise_object(&sent), normalise_object(&answered));
         let other = json!({"spec": {"ports": [{"targetPort": "8081"}]}});
-        assert!(first_difference(&normalise_object(&answered), &normalise_object(&other), "").is_some());
+        assert!(
+            first_difference(&normalise_object(&answered), &normalise_object(&other), "").is_some()
+        );
     }
 }

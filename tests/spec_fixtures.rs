@@ -111,8 +111,14 @@ fn check_builds(fixture: &str) -> Result<AppSpec, Failed> {
 fn upstream_view(app: &AppSpec) -> Value {
     fn check(c: &CheckSpec) -> Value {
         let (execute, http, tcp) = match &c.action {
-            CheckAction::Execute { command } => (json!({"command": command}), Value::Null, Value::Null),
-            CheckAction::Http { path, port, http_headers } => (
+            CheckAction::Execute { command } => {
+                (json!({"command": command}), Value::Null, Value::Null)
+            }
+            CheckAction::Http {
+                path,
+                port,
+                http_headers,
+            } => (
                 Value::Null,
                 json!({"path": path, "port": port, "http_headers": http_headers.iter().cloned().collect::<BTreeMap<_, _>>()}),
                 Value::Null,
@@ -150,7 +156,9 @@ fn upstream_view(app: &AppSpec) -> Value {
 fn attribute<'a>(view: &'a Value, path: &str) -> Option<&'a Value> {
     let mut current = view;
     for part in path.split('.') {
-        let (name, indices) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
+        let (name, indices) = part
+            .split_once('[')
+            .map_or((part, ""), |(n, rest)| (n, rest));
         current = current.get(name)?;
         for index in indices.split('[').filter(|s| !s.is_empty()) {
             current = current.get(index.trim_end_matches(']').parse::<usize>().ok()?)?;
@@ -165,7 +173,10 @@ fn same(expected: &Value, actual: &Value) -> bool {
         || matches!((expected, actual), (Value::Number(n), Value::String(s)) if n.to_string() == *s)
 }
 
-fn check_attributes(app: &AppSpec, attributes: &serde_json::Map<String, Value>) -> Result<(), Failed> {
+fn check_attributes(
+    app: &AppSpec,
+    attributes: &serde_json::Map<String, Value>,
+) -> Result<(), Failed> {
     let view = upstream_view(app);
     let mut wrong = Vec::new();
     for (path, expected) in attributes {
@@ -203,7 +214,10 @@ fn check_v3_example(fixture: &str, expectations: &Value) -> Result<(), Failed> {
         };
         let app = fiaas_spec::load(&read_fixture(fixture), &facts).map_err(|e| e.to_string())?;
         let mut attributes = serde_json::Map::new();
-        attributes.insert(case[1].as_str().unwrap_or_default().to_owned(), case[2].clone());
+        attributes.insert(
+            case[1].as_str().unwrap_or_default().to_owned(),
+            case[2].clone(),
+        );
         check_attributes(&app, &attributes)?;
     }
     Ok(())
@@ -212,7 +226,8 @@ fn check_v3_example(fixture: &str, expectations: &Value) -> Result<(), Failed> {
 fn main() {
     let args = Arguments::from_args();
     let expectations: Value =
-        serde_json::from_str(&read_fixture("specs/v3/factory_expectations.json")).unwrap_or_default();
+        serde_json::from_str(&read_fixture("specs/v3/factory_expectations.json"))
+            .unwrap_or_default();
     let mut trials = Vec::new();
     for fixture in yaml_files("specs") {
         let f = fixture.clone();

@@ -30,12 +30,51 @@ fn facts() -> AppFacts {
 }
 
 const KEYS: &[&str] = &[
-    "version", "replicas", "minimum", "maximum", "singleton", "ingress", "host", "paths", "path",
-    "port", "annotations", "healthchecks", "liveness", "readiness", "http", "tcp", "execute",
-    "command", "resources", "limits", "requests", "cpu", "memory", "metrics", "prometheus",
-    "datadog", "tags", "enabled", "ports", "protocol", "name", "target_port", "labels", "pod",
-    "extensions", "tls", "strongbox", "groups", "secrets", "parameters", "admin_access",
-    "autoscaler", "min_replicas", "http_headers", "initial_delay_seconds",
+    "version",
+    "replicas",
+    "minimum",
+    "maximum",
+    "singleton",
+    "ingress",
+    "host",
+    "paths",
+    "path",
+    "port",
+    "annotations",
+    "healthchecks",
+    "liveness",
+    "readiness",
+    "http",
+    "tcp",
+    "execute",
+    "command",
+    "resources",
+    "limits",
+    "requests",
+    "cpu",
+    "memory",
+    "metrics",
+    "prometheus",
+    "datadog",
+    "tags",
+    "enabled",
+    "ports",
+    "protocol",
+    "name",
+    "target_port",
+    "labels",
+    "pod",
+    "extensions",
+    "tls",
+    "strongbox",
+    "groups",
+    "secrets",
+    "parameters",
+    "admin_access",
+    "autoscaler",
+    "min_replicas",
+    "http_headers",
+    "initial_delay_seconds",
 ];
 
 fn scalar() -> impl Strategy<Value = Value> {
@@ -44,8 +83,10 @@ fn scalar() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         (-3i64..70000).prop_map(Value::from),
         (-1.0e3f64..1.0e3).prop_map(Value::from),
-        prop::sample::select(vec!["", "http", "tcp", "a", "80", "/x", "yes", "1.5", "200m"])
-            .prop_map(|s| Value::String(s.to_owned())),
+        prop::sample::select(vec![
+            "", "http", "tcp", "a", "80", "/x", "yes", "1.5", "200m"
+        ])
+        .prop_map(|s| Value::String(s.to_owned())),
     ]
 }
 
@@ -54,7 +95,11 @@ fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::vec((prop::sample::select(KEYS), inner), 0..4).prop_map(|kv| {
-                Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
+                Value::Object(
+                    kv.into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect::<Map<_, _>>(),
+                )
             }),
         ]
     })
@@ -68,7 +113,11 @@ fn mutate(doc: &mut Value, path: &[usize], replacement: Value, key: &str, delete
     };
     match doc {
         Value::Object(map) if !map.is_empty() => {
-            let k = map.keys().nth(step % map.len()).cloned().unwrap_or_default();
+            let k = map
+                .keys()
+                .nth(step % map.len())
+                .cloned()
+                .unwrap_or_default();
             if rest.is_empty() && delete {
                 map.remove(&k);
             } else if let Some(child) = map.get_mut(&k) {
@@ -88,7 +137,10 @@ fn mutate(doc: &mut Value, path: &[usize], replacement: Value, key: &str, delete
 
 fn check_consistent(app: &AppSpec) {
     assert!(app.autoscaler.min_replicas <= app.autoscaler.max_replicas);
-    assert_eq!(app.autoscaler.enabled, app.autoscaler.min_replicas != app.autoscaler.max_replicas);
+    assert_eq!(
+        app.autoscaler.enabled,
+        app.autoscaler.min_replicas != app.autoscaler.max_replicas
+    );
     let http_ports: Vec<i32> = app
         .ports
         .iter()
@@ -97,12 +149,21 @@ fn check_consistent(app: &AppSpec) {
         .collect();
     for item in &app.ingresses {
         for mapping in &item.pathmappings {
-            assert!(http_ports.contains(&mapping.port), "ingress port {} is not an http port", mapping.port);
+            assert!(
+                http_ports.contains(&mapping.port),
+                "ingress port {} is not an http port",
+                mapping.port
+            );
         }
     }
     for check in [&app.health_checks.liveness, &app.health_checks.readiness] {
-        if let CheckAction::Http { port: fiaas_spec::PortRef::Name(name), .. }
-        | CheckAction::Tcp { port: fiaas_spec::PortRef::Name(name) } = &check.action
+        if let CheckAction::Http {
+            port: fiaas_spec::PortRef::Name(name),
+            ..
+        }
+        | CheckAction::Tcp {
+            port: fiaas_spec::PortRef::Name(name),
+        } = &check.action
         {
             assert!(!name.is_empty() || app.ports.iter().any(|p| p.name.is_empty()));
         }

@@ -89,7 +89,8 @@ enum Output {
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.len() > fiaas_spec::MAX_DOCUMENT_BYTES as u64 {
         anyhow::bail!(
             "{}: {} bytes, more than the limit of {} bytes",
@@ -110,7 +111,11 @@ fn validate(files: &[PathBuf]) -> ExitCode {
             eprintln!("{}: {e:#}", file.display());
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn migrate(file: &Path, strip_defaults: bool) -> anyhow::Result<()> {
@@ -120,9 +125,13 @@ fn migrate(file: &Path, strip_defaults: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn additional(flag: &str, json: Option<&str>) -> anyhow::Result<Option<AdditionalLabelsOrAnnotations>> {
+fn additional(
+    flag: &str,
+    json: Option<&str>,
+) -> anyhow::Result<Option<AdditionalLabelsOrAnnotations>> {
     json.map(|text| {
-        serde_json::from_str(text).with_context(|| format!("--{flag}: not a JSON object of string maps"))
+        serde_json::from_str(text)
+            .with_context(|| format!("--{flag}: not a JSON object of string maps"))
     })
     .transpose()
 }
@@ -132,7 +141,12 @@ fn app_input(args: &RenderArgs) -> anyhow::Result<(Value, AppFacts)> {
     let document = fiaas_spec::parse_document(&read(&args.app_yml)?)?;
     let mut facts = AppFacts::default();
     let config = if document.get("kind").and_then(Value::as_str) == Some("Application") {
-        let text = |pointer: &str| document.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+        let text = |pointer: &str| {
+            document
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
         facts.name = text("/spec/application").unwrap_or_default();
         facts.namespace = text("/metadata/namespace").unwrap_or_default();
         facts.image = text("/spec/image").unwrap_or_default();
@@ -147,7 +161,8 @@ fn app_input(args: &RenderArgs) -> anyhow::Result<(Value, AppFacts)> {
             match document.pointer(&format!("/spec/{name}")) {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => Ok(Some(
-                    serde_json::from_value(v.clone()).with_context(|| format!("spec.{name}: not a map of string maps"))?,
+                    serde_json::from_value(v.clone())
+                        .with_context(|| format!("spec.{name}: not a map of string maps"))?,
                 )),
             }
         };

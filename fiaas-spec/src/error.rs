@@ -63,7 +63,9 @@ impl SpecError {
     pub fn violations(&self) -> Vec<Violation> {
         match self {
             SpecError::Invalid(v) => v.clone(),
-            SpecError::UnsupportedVersion { .. } => vec![Violation::new("version", self.to_string())],
+            SpecError::UnsupportedVersion { .. } => {
+                vec![Violation::new("version", self.to_string())]
+            }
             other => vec![Violation::new("", other.to_string())],
         }
     }

@@ -149,7 +149,9 @@ mod tests {
     }
 
     fn violations(text: &str) -> Vec<Violation> {
-        load(text, &facts()).expect_err("must be rejected").violations()
+        load(text, &facts())
+            .expect_err("must be rejected")
+            .violations()
     }
 
     #[test]
@@ -166,7 +168,10 @@ mod tests {
         assert!(load("version: 3.0", &facts()).is_ok());
         assert!(load("version: 2.0", &facts()).is_ok());
         let message = load("version: 4", &facts()).unwrap_err().to_string();
-        assert_eq!(message, "Requested version 4, but the only supported versions are: [3, 2]");
+        assert_eq!(
+            message,
+            "Requested version 4, but the only supported versions are: [3, 2]"
+        );
     }
 
     #[test]
@@ -199,7 +204,9 @@ mod tests {
 
     #[test]
     fn yaml_1_1_booleans_are_read_where_booleans_belong() {
-        let spec = app("version: 3\nadmin_access: yes\nreplicas: {singleton: Off}\nlabels: {pod: {x: 'yes'}}\n");
+        let spec = app(
+            "version: 3\nadmin_access: yes\nreplicas: {singleton: Off}\nlabels: {pod: {x: 'yes'}}\n",
+        );
         assert!(spec.admin_access);
         assert!(!spec.singleton);
         assert_eq!(spec.labels.pod["x"], "yes");
@@ -208,17 +215,31 @@ mod tests {
     #[test]
     fn tls_is_tri_state_and_false_shorthand_means_unset() {
         assert_eq!(app("version: 3").ingress_tls.enabled, None);
-        assert_eq!(app("version: 3\nextensions: {tls: true}").ingress_tls.enabled, Some(true));
-        assert_eq!(app("version: 3\nextensions: {tls: false}").ingress_tls.enabled, None);
         assert_eq!(
-            app("version: 3\nextensions: {tls: {enabled: false}}").ingress_tls.enabled,
+            app("version: 3\nextensions: {tls: true}")
+                .ingress_tls
+                .enabled,
+            Some(true)
+        );
+        assert_eq!(
+            app("version: 3\nextensions: {tls: false}")
+                .ingress_tls
+                .enabled,
+            None
+        );
+        assert_eq!(
+            app("version: 3\nextensions: {tls: {enabled: false}}")
+                .ingress_tls
+                .enabled,
             Some(false)
         );
     }
 
     #[test]
     fn falsy_maps_keep_their_defaults() {
-        let spec = app("version: 3\nmetrics: {prometheus: false}\nports: {}\nhealthchecks: {liveness: {execute: {command: x}}}\n");
+        let spec = app(
+            "version: 3\nmetrics: {prometheus: false}\nports: {}\nhealthchecks: {liveness: {execute: {command: x}}}\n",
+        );
         assert!(spec.prometheus.enabled);
         assert!(spec.ports.is_empty());
         assert!(spec.ingresses.is_empty());
@@ -227,10 +248,17 @@ mod tests {
     #[test]
     fn health_checks_follow_the_first_port() {
         let spec = app("version: 3\nports: [{name: web, protocol: tcp}]\n");
-        assert_eq!(spec.health_checks.liveness.action, CheckAction::Tcp { port: PortRef::Name("web".into()) });
+        assert_eq!(
+            spec.health_checks.liveness.action,
+            CheckAction::Tcp {
+                port: PortRef::Name("web".into())
+            }
+        );
         let spec = app("version: 3\nhealthchecks: {liveness: {initial_delay_seconds: 30}}\n");
         assert_eq!(spec.health_checks.readiness, spec.health_checks.liveness);
-        assert!(matches!(&spec.health_checks.readiness.action, CheckAction::Http { path, .. } if path == "/_/health"));
+        assert!(
+            matches!(&spec.health_checks.readiness.action, CheckAction::Http { path, .. } if path == "/_/health")
+        );
     }
 
     #[test]
@@ -244,15 +272,25 @@ mod tests {
 
     #[test]
     fn strongbox_needs_role_and_groups_and_an_empty_list_counts() {
-        assert!(!app("version: 3\nextensions: {strongbox: {iam_role: r}}").strongbox.enabled);
-        assert!(app("version: 3\nextensions: {strongbox: {iam_role: r, groups: []}}").strongbox.enabled);
+        assert!(
+            !app("version: 3\nextensions: {strongbox: {iam_role: r}}")
+                .strongbox
+                .enabled
+        );
+        assert!(
+            app("version: 3\nextensions: {strongbox: {iam_role: r, groups: []}}")
+                .strongbox
+                .enabled
+        );
     }
 
     #[test]
     fn secrets_need_both_keys() {
         let found = violations("version: 3\nextensions: {secrets: {vault: {parameters: {}}}}\n");
         assert_eq!(found[0].path, "extensions.secrets.vault");
-        let spec = app("version: 3\nextensions: {secrets: {vault: {parameters: null, annotations: {a: b}}}}\n");
+        let spec = app(
+            "version: 3\nextensions: {secrets: {vault: {parameters: null, annotations: {a: b}}}}\n",
+        );
         assert_eq!(spec.secrets[0].secret_type, "vault");
         assert!(spec.secrets[0].parameters.is_empty());
     }
@@ -264,7 +302,11 @@ mod tests {
         extra.global = Some([("g".to_owned(), "1".to_owned())].into());
         extra.pod = Some([("p".to_owned(), "2".to_owned())].into());
         with_labels.additional_labels = Some(extra);
-        let spec = load("version: 3\nlabels: {pod: {p: config, q: config}}\n", &with_labels).unwrap();
+        let spec = load(
+            "version: 3\nlabels: {pod: {p: config, q: config}}\n",
+            &with_labels,
+        )
+        .unwrap();
         assert_eq!(spec.labels.pod["p"], "2");
         assert_eq!(spec.labels.pod["q"], "config");
         assert_eq!(spec.labels.pod["g"], "1");

@@ -57,7 +57,10 @@ fn type_check(config: Option<&Value>, defaults: &Value) -> Result<(), LookupErro
     Ok(())
 }
 
-fn node<'a>(config: Option<&'a Value>, default: Option<&'a Value>) -> Result<Node<'a>, LookupError> {
+fn node<'a>(
+    config: Option<&'a Value>,
+    default: Option<&'a Value>,
+) -> Result<Node<'a>, LookupError> {
     match default {
         Some(d @ Value::Array(_)) => Ok(Node::List(ListLookup::new(config, d)?)),
         Some(d @ Value::Object(_)) => Ok(Node::Map(MapLookup::new(config, d)?)),
@@ -251,7 +254,10 @@ mod tests {
     #[test]
     fn list_elements_inherit_from_the_first_default_element() {
         let defaults = json!({"ports": [{"protocol": "http", "name": "http", "port": 80, "target_port": 8080}]});
-        let merged = overlay(Some(&json!({"ports": [{"target_port": 5000}, null]})), &defaults);
+        let merged = overlay(
+            Some(&json!({"ports": [{"target_port": 5000}, null]})),
+            &defaults,
+        );
         assert_eq!(
             merged,
             json!({"ports": [
@@ -264,14 +270,23 @@ mod tests {
     #[test]
     fn falsy_maps_mean_defaults_and_empty_lists_mean_none() {
         let defaults = json!({"metrics": {"prometheus": {"enabled": true}}, "ports": [{"a": 1}]});
-        let merged = overlay(Some(&json!({"metrics": {"prometheus": false}, "ports": {}})), &defaults);
-        assert_eq!(merged, json!({"metrics": {"prometheus": {"enabled": true}}, "ports": []}));
+        let merged = overlay(
+            Some(&json!({"metrics": {"prometheus": false}, "ports": {}})),
+            &defaults,
+        );
+        assert_eq!(
+            merged,
+            json!({"metrics": {"prometheus": {"enabled": true}}, "ports": []})
+        );
     }
 
     #[test]
     fn wrong_kinds_are_kept_for_the_schema_to_report() {
         let defaults = json!({"replicas": {"minimum": 2}});
-        assert_eq!(overlay(Some(&json!({"replicas": 5})), &defaults), json!({"replicas": 5}));
+        assert_eq!(
+            overlay(Some(&json!({"replicas": 5})), &defaults),
+            json!({"replicas": 5})
+        );
     }
 
     #[test]
@@ -279,7 +294,9 @@ mod tests {
         let defaults = json!({"replicas": {"minimum": 2}});
         let config = json!({"replicas": 5});
         let top = MapLookup::new(Some(&config), &defaults).unwrap();
-        let Err(LookupError(message)) = top.get("replicas") else { panic!("expected an error") };
+        let Err(LookupError(message)) = top.get("replicas") else {
+            panic!("expected an error")
+        };
         assert_eq!(message, "5 is not of the expected type <class 'dict'>");
     }
 
@@ -288,6 +305,9 @@ mod tests {
         let defaults = json!({"enabled": true, "port": "http", "path": "/x"});
         let config = json!({"enabled": false, "a": 1, "b": 2});
         let lookup = MapLookup::new(Some(&config), &defaults).unwrap();
-        assert_eq!(lookup.materialise().unwrap(), json!({"enabled": false, "a": 1, "b": 2}));
+        assert_eq!(
+            lookup.materialise().unwrap(),
+            json!({"enabled": false, "a": 1, "b": 2})
+        );
     }
 }

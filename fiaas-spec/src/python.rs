@@ -116,7 +116,14 @@ mod tests {
 
     #[test]
     fn truthiness() {
-        for falsy in [json!(null), json!(false), json!(0), json!(""), json!([]), json!({})] {
+        for falsy in [
+            json!(null),
+            json!(false),
+            json!(0),
+            json!(""),
+            json!([]),
+            json!({}),
+        ] {
             assert!(!truthy(&falsy), "{falsy}");
         }
         assert!(truthy(&json!("no")));

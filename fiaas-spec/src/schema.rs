@@ -91,7 +91,10 @@ pub(crate) fn coerce_v2(document: &mut Value) {
 pub(crate) fn integral_floats_to_ints(value: &mut Value, in_tags: bool) {
     match value {
         Value::Number(n) if !in_tags => {
-            if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15) {
+            if let Some(f) = n
+                .as_f64()
+                .filter(|f| n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15)
+            {
                 *value = Value::from(f as i64);
             }
         }
@@ -111,7 +114,10 @@ mod tests {
 
     #[test]
     fn pointers_become_dotted_paths() {
-        assert_eq!(dotted_path("/ingress/0/paths/1/port"), "ingress[0].paths[1].port");
+        assert_eq!(
+            dotted_path("/ingress/0/paths/1/port"),
+            "ingress[0].paths[1].port"
+        );
         assert_eq!(dotted_path("/labels/pod/a~1b"), "labels.pod.a/b");
         assert_eq!(dotted_path(""), "");
     }

@@ -58,7 +58,10 @@ pub fn migrate(config: &Value) -> Result<Value, SpecError> {
         liveness.clone()
     } else {
         health_check(
-            healthchecks.get("readiness").and_then(map).map_err(failed)?,
+            healthchecks
+                .get("readiness")
+                .and_then(map)
+                .map_err(failed)?,
             &ports,
         )?
     };
@@ -67,7 +70,10 @@ pub fn migrate(config: &Value) -> Result<Value, SpecError> {
     let replicas = top.get("replicas").and_then(scalar).map_err(failed)?;
     let mut minimum = replicas.clone();
     if truthy(&autoscaler.get("enabled").and_then(scalar).map_err(failed)?) {
-        minimum = autoscaler.get("min_replicas").and_then(scalar).map_err(failed)?;
+        minimum = autoscaler
+            .get("min_replicas")
+            .and_then(scalar)
+            .map_err(failed)?;
     }
     let cpu_threshold = autoscaler
         .get("cpu_threshold_percentage")
@@ -84,7 +90,11 @@ pub fn migrate(config: &Value) -> Result<Value, SpecError> {
         "healthchecks".into(),
         json!({"liveness": liveness, "readiness": readiness}),
     );
-    let prometheus = top.get("prometheus").map_err(failed)?.materialise().map_err(failed)?;
+    let prometheus = top
+        .get("prometheus")
+        .map_err(failed)?
+        .materialise()
+        .map_err(failed)?;
     out.insert("metrics".into(), json!({ "prometheus": prometheus }));
     out.insert(
         "admin_access".into(),
@@ -139,13 +149,21 @@ fn health_check(check: MapLookup<'_>, ports: &ListLookup<'_>) -> Result<Value, S
     let mut out = Map::new();
     for key in check.keys().map_err(failed)? {
         if !CHECK_KINDS.contains(&key.as_str()) {
-            let value = check.get(&key).map_err(failed)?.materialise().map_err(failed)?;
+            let value = check
+                .get(&key)
+                .map_err(failed)?
+                .materialise()
+                .map_err(failed)?;
             out.insert(key, value);
         }
     }
     for kind in CHECK_KINDS {
         if truthy_opt(check.config_value(kind)) {
-            let value = check.get(kind).map_err(failed)?.materialise().map_err(failed)?;
+            let value = check
+                .get(kind)
+                .map_err(failed)?
+                .materialise()
+                .map_err(failed)?;
             out.insert(kind.into(), value);
             return Ok(Value::Object(out));
         }
@@ -206,7 +224,9 @@ fn remove_intersect(doc: &mut Map<String, Value>, defaults: &Map<String, Value>)
         };
         match (value, default) {
             (Value::Object(inner), Value::Object(d)) => remove_intersect(inner, d),
-            (value @ Value::Array(_), Value::Array(d)) if single_map_list(value) && single_map_list(default) => {
+            (value @ Value::Array(_), Value::Array(d))
+                if single_map_list(value) && single_map_list(default) =>
+            {
                 let mut kept = Vec::new();
                 if let (Value::Array(items), Some(Value::Object(d0))) = (&*value, d.first()) {
                     for item in items {

@@ -128,7 +128,10 @@ struct StringMap(BTreeMap<String, Option<String>>);
 
 impl StringMap {
     fn into_map(self) -> BTreeMap<String, String> {
-        self.0.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()
+        self.0
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect()
     }
 }
 
@@ -189,7 +192,11 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         .ports
         .iter()
         .map(|p| PortSpec {
-            protocol: if p.protocol == "tcp" { Protocol::Tcp } else { Protocol::Http },
+            protocol: if p.protocol == "tcp" {
+                Protocol::Tcp
+            } else {
+                Protocol::Http
+            },
             name: p.name.clone(),
             port: p.port,
             target_port: p.target_port,
@@ -198,11 +205,23 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
 
     let raw_checks = config.get("healthchecks").filter(|c| truthy(c));
     let raw_check = |kind: &str| raw_checks.and_then(|c| c.get(kind)).filter(|c| truthy(c));
-    let liveness = check(&doc.healthchecks.liveness, raw_check("liveness"), &ports, "liveness", &mut violations);
+    let liveness = check(
+        &doc.healthchecks.liveness,
+        raw_check("liveness"),
+        &ports,
+        "liveness",
+        &mut violations,
+    );
     let readiness = if raw_check("readiness").is_none() && raw_check("liveness").is_some() {
         liveness.clone()
     } else {
-        check(&doc.healthchecks.readiness, raw_check("readiness"), &ports, "readiness", &mut violations)
+        check(
+            &doc.healthchecks.readiness,
+            raw_check("readiness"),
+            &ports,
+            "readiness",
+            &mut violations,
+        )
     };
 
     let ingresses = ingress_items(&doc.ingress, &ports, &mut violations);
@@ -219,7 +238,9 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     let raw_strongbox = config
         .pointer("/extensions/strongbox")
         .filter(|s| truthy(s));
-    let iam_role = raw_strongbox.and_then(|s| s.get("iam_role")).and_then(Value::as_str);
+    let iam_role = raw_strongbox
+        .and_then(|s| s.get("iam_role"))
+        .and_then(Value::as_str);
     let groups = raw_strongbox
         .and_then(|s| s.get("groups"))
         .and_then(Value::as_array)
@@ -228,8 +249,8 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     // A migrated v2 document marks resources its v2 file left unset with null: no value, not
     // the v3 default.
     let resource = |pointer: &str, merged: &Option<Value>| -> Option<String> {
-        let unset_in_v2 = origin == Origin::MigratedV2
-            && config.pointer(pointer).is_none_or(Value::is_null);
+        let unset_in_v2 =
+            origin == Origin::MigratedV2 && config.pointer(pointer).is_none_or(Value::is_null);
         match merged {
             Some(value) if !value.is_null() && !unset_in_v2 => Some(py_str(value)),
             _ => None,
@@ -269,7 +290,10 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
             tags: doc.metrics.datadog.tags,
         },
         ports,
-        health_checks: HealthChecksSpec { liveness, readiness },
+        health_checks: HealthChecksSpec {
+            liveness,
+            readiness,
+        },
         teams: Vec::new(),
         tags: Vec::new(),
         deployment_id: facts.deployment_id.clone(),
@@ -313,21 +337,22 @@ fn check(
     violations: &mut Vec<Violation>,
 ) -> Option<CheckSpec> {
     let configured = |action: &str| truthy_opt(raw.and_then(|r| r.get(action)));
-    let explicit_port = |action: &str| {
-        truthy_opt(raw.and_then(|r| r.get(action)).and_then(|a| a.get("port")))
-    };
+    let explicit_port =
+        |action: &str| truthy_opt(raw.and_then(|r| r.get(action)).and_then(|a| a.get("port")));
     let first_port = ports.first();
-    let port_for = |action: &str, given: &Option<PortRef>, violations: &mut Vec<Violation>| {
-        match (explicit_port(action), given, first_port) {
-            (true, Some(port), _) => Some(port.clone()),
-            (_, _, Some(first)) => Some(PortRef::Name(first.name.clone())),
-            _ => {
-                violations.push(Violation::new(
-                    format!("healthchecks.{kind}.{action}.port"),
-                    format!("Unable to determine port to use for {action} {kind} check"),
-                ));
-                None
-            }
+    let port_for = |action: &str, given: &Option<PortRef>, violations: &mut Vec<Violation>| match (
+        explicit_port(action),
+        given,
+        first_port,
+    ) {
+        (true, Some(port), _) => Some(port.clone()),
+        (_, _, Some(first)) => Some(PortRef::Name(first.name.clone())),
+        _ => {
+            violations.push(Violation::new(
+                format!("healthchecks.{kind}.{action}.port"),
+                format!("Unable to determine port to use for {action} {kind} check"),
+            ));
+            None
         }
     };
     let http = |violations: &mut Vec<Violation>| {
@@ -481,14 +506,18 @@ fn labels_and_annotations(
     };
     if let Some(add) = additional {
         let global = add.global.clone().unwrap_or_default();
-        let layer = |target: &mut BTreeMap<String, String>, own: &Option<BTreeMap<String, String>>| {
+        let layer = |target: &mut BTreeMap<String, String>,
+                     own: &Option<BTreeMap<String, String>>| {
             target.extend(global.clone());
             if let Some(own) = own {
                 target.extend(own.clone());
             }
         };
         layer(&mut out.deployment, &add.deployment);
-        layer(&mut out.horizontal_pod_autoscaler, &add.horizontal_pod_autoscaler);
+        layer(
+            &mut out.horizontal_pod_autoscaler,
+            &add.horizontal_pod_autoscaler,
+        );
         layer(&mut out.ingress, &add.ingress);
         layer(&mut out.service, &add.service);
         layer(&mut out.service_account, &add.service_account);

@@ -525,9 +525,7 @@ impl Pod {
 /// between them.
 fn python_int(text: &str) -> Option<i64> {
     let trimmed = text.trim();
-    let digits = trimmed
-        .strip_prefix(['+', '-'])
-        .unwrap_or(trimmed);
+    let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
     if digits.is_empty()
         || digits.starts_with('_')
         || digits.ends_with('_')
@@ -617,7 +615,10 @@ fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
         config.infrastructure.as_str().to_owned(),
     );
     values.insert("LOG_STDOUT".to_owned(), "true".to_owned());
-    values.insert("LOG_FORMAT".to_owned(), config.log_format.as_str().to_owned());
+    values.insert(
+        "LOG_FORMAT".to_owned(),
+        config.log_format.as_str().to_owned(),
+    );
     values.insert("CONSTRETTO_TAGS".to_owned(), "kubernetes".to_owned());
     if !config.environment.is_empty() {
         let environment = &config.environment;

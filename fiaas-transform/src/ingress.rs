@@ -65,7 +65,8 @@ pub fn ingresses(
         .filter(|group| !group.items.is_empty())
         .map(|group| {
             let ingress = render(app, group, tls.as_ref());
-            let metadata = meta::object_meta(app, &ingress.name, labels.clone(), ingress.annotations);
+            let metadata =
+                meta::object_meta(app, ingress.name, labels.clone(), ingress.annotations);
             if config.use_networkingv1_ingress {
                 KubeObject::Ingress(networking_v1(app, metadata, &ingress.rules, ingress.tls))
             } else {
@@ -173,7 +174,8 @@ fn host_items<'a>(
         if !items.iter().any(|item| item.host == *paired) {
             let copy = HostItem {
                 host: paired.clone(),
-                ..items[index].clone()
+                paths: items[index].paths,
+                annotations: items[index].annotations,
             };
             items.push(copy);
         }
@@ -306,11 +308,10 @@ fn group<'a>(app: &AppSpec, items: Vec<HostItem<'a>>, issuers: &Issuers<'a>) -> 
     let mut by_issuer: IndexMap<String, Group<'a>> = IndexMap::new();
     for item in items {
         let issuer = issuers.for_host(&item.host);
-        let next_name = || format!("{}-{}", app.name, 1 + annotated.len() + by_issuer.len());
+        let counter = 1 + annotated.len() + by_issuer.len();
         if let Some(annotations) = item.annotations {
-            let name = next_name();
             annotated.push(Group {
-                name,
+                name: format!("{}-{counter}", app.name),
                 items: vec![item],
                 annotations: Some(annotations),
                 explicit_host: true,
@@ -319,11 +320,10 @@ fn group<'a>(app: &AppSpec, items: Vec<HostItem<'a>>, issuers: &Issuers<'a>) -> 
             });
         } else if issuer != issuers.default {
             let key = format!("{}:{}", issuer.kind, issuer.name.unwrap_or("None"));
-            let name = next_name();
             by_issuer
                 .entry(key)
                 .or_insert_with(|| Group {
-                    name,
+                    name: format!("{}-{counter}", app.name),
                     items: Vec::new(),
                     annotations: None,
                     explicit_host,
@@ -382,7 +382,9 @@ impl Tls {
 /// characters; upstream logs an error then and goes on without it).
 fn short_host(app: &AppSpec, suffixes: &[String]) -> Option<String> {
     // The first of the shortest, as upstream's stable sort picks it; lengths in characters.
-    let suffix = suffixes.iter().min_by_key(|suffix| suffix.chars().count())?;
+    let suffix = suffixes
+        .iter()
+        .min_by_key(|suffix| suffix.chars().count())?;
     let room = (MAX_COMMON_NAME - 1).checked_sub(suffix.chars().count())?;
     if suffix.is_empty() || room == 0 {
         return None;
@@ -463,7 +465,10 @@ fn dedup<'a>(
     paths: impl IntoIterator<Item = &'a IngressPathMappingSpec>,
 ) -> Vec<&'a IngressPathMappingSpec> {
     let mut seen = HashSet::new();
-    paths.into_iter().filter(|path| seen.insert(*path)).collect()
+    paths
+        .into_iter()
+        .filter(|path| seen.insert(*path))
+        .collect()
 }
 
 fn networking_v1(
@@ -561,15 +566,14 @@ mod tests {
 
     use fiaas_spec::{
         AppSpec, AutoscalerSpec, CheckAction, CheckSpec, DatadogSpec, HealthChecksSpec,
-        IngressItemSpec, IngressPathMappingSpec, IngressTlsSpec, PortRef, PortSpec,
-        PrometheusSpec, Protocol, ResourcesSpec, StrongboxSpec,
+        IngressItemSpec, IngressPathMappingSpec, IngressTlsSpec, PortRef, PortSpec, PrometheusSpec,
+        Protocol, ResourcesSpec, StrongboxSpec,
     };
-    use indexmap::IndexMap;
     use pretty_assertions::assert_eq;
     use serde_json::{Value, json};
 
     use super::ingresses;
-    use crate::config::{ClusterConfig, HostRewriteRule, UseIngressTls};
+    use crate::config::ClusterConfig;
     use crate::error::TransformError;
     use crate::meta;
 
@@ -649,10 +653,7 @@ mod tests {
     }
 
     fn app_with(ingresses: Vec<IngressItemSpec>) -> AppSpec {
-        AppSpec {
-            ingresses,
-            ..app()
-        }
+        AppSpec { ingresses, ..app() }
     }
 
     fn item(host: Option<&str>, paths: &[(&str, i32)]) -> IngressItemSpec {
@@ -686,29 +687,24 @@ mod tests {
             .collect()
     }
 
-    fn index_map(entries: &[(&str, &str)]) -> IndexMap<String, String> {
-        entries
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+    /// The daemon's configuration for these flags (nothing else: no config file).
+    fn daemon(flags: &[&str]) -> ClusterConfig {
+        let argv = std::iter::once("fiaas-deploy-daemon").chain(flags.iter().copied());
+        ClusterConfig::from_args(argv, None).expect("valid flags")
     }
 
     /// `--ingress-suffix svc.test.example.com --ingress-suffix 127.0.0.1.xip.io
-    /// --use-networkingv1-ingress`.
-    fn config() -> ClusterConfig {
-        ClusterConfig {
-            ingress_suffixes: SUFFIXES.map(str::to_owned).to_vec(),
-            use_networkingv1_ingress: true,
-            ..ClusterConfig::default()
-        }
-    }
-
-    fn tls_config(use_ingress_tls: UseIngressTls, issuer: Option<&str>) -> ClusterConfig {
-        ClusterConfig {
-            use_ingress_tls,
-            tls_certificate_issuer: issuer.map(str::to_owned),
-            ..config()
-        }
+    /// --use-networkingv1-ingress` and `flags`.
+    fn config(flags: &[&str]) -> ClusterConfig {
+        let mut all = vec![
+            "--ingress-suffix",
+            SUFFIXES[0],
+            "--ingress-suffix",
+            SUFFIXES[1],
+            "--use-networkingv1-ingress",
+        ];
+        all.extend_from_slice(flags);
+        daemon(&all)
     }
 
     fn run(app: &AppSpec, config: &ClusterConfig) -> Result<Vec<Value>, TransformError> {
@@ -803,16 +799,18 @@ mod tests {
                 "tls": []
             }
         }]);
-        assert_eq!(Value::Array(run(&app(), &config()).unwrap()), expected);
+        assert_eq!(Value::Array(run(&app(), &config(&[])).unwrap()), expected);
     }
 
     // version: 3, without --use-networkingv1-ingress.
     #[test]
     fn default_hosts_extensions_v1beta1() {
-        let config = ClusterConfig {
-            use_networkingv1_ingress: false,
-            ..config()
-        };
+        let config = daemon(&[
+            "--ingress-suffix",
+            SUFFIXES[0],
+            "--ingress-suffix",
+            SUFFIXES[1],
+        ]);
         let expected = json!([{
             "apiVersion": "extensions/v1beta1", "kind": "Ingress",
             "metadata": {
@@ -841,7 +839,10 @@ mod tests {
     fn labels_annotations_and_tls_annotation_precedence() {
         let mut app = app_with(vec![
             host("www.example.com"),
-            annotated(host("ann.example.com"), &[("custom", "item"), ("other", "item")]),
+            annotated(
+                host("ann.example.com"),
+                &[("custom", "item"), ("other", "item")],
+            ),
         ]);
         app.labels.ingress = map(&[("custom", "label"), ("app", "user-app")]);
         app.annotations.ingress = map(&[
@@ -849,7 +850,12 @@ mod tests {
             ("fiaas/expose", "user"),
             ("certmanager.k8s.io/cluster-issuer", "user"),
         ]);
-        let config = tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"));
+        let config = config(&[
+            "--use-ingress-tls",
+            "default_on",
+            "--tls-certificate-issuer",
+            "letsencrypt",
+        ]);
         let labels = json!({"app": "testapp", "custom": "label", "fiaas/deployed_by": "", "fiaas/deployment_id": "d1", "fiaas/version": "1"});
         let owner = json!([{"apiVersion": "fiaas.schibsted.io/v1", "blockOwnerDeletion": true, "controller": true, "kind": "Application", "name": "testapp", "uid": "u1"}]);
         let path = json!({"backend": {"service": {"name": "testapp", "port": {"number": 80}}}, "path": "/", "pathType": "ImplementationSpecific"});
@@ -887,17 +893,17 @@ mod tests {
     #[test]
     fn no_ingress_when_nothing_to_serve() {
         // version: 3, no suffix.
-        let no_suffix = ClusterConfig {
-            ingress_suffixes: Vec::new(),
-            ..config()
-        };
+        let no_suffix = daemon(&["--use-networkingv1-ingress"]);
         assert_eq!(run(&app(), &no_suffix).unwrap(), Vec::<Value>::new());
         // Annotated hosts do not count as explicit hosts.
         let only_annotated = app_with(vec![annotated(
             host("internal.example.com"),
             &[("foo/ingress-class", "internal")],
         )]);
-        assert_eq!(run(&only_annotated, &no_suffix).unwrap(), Vec::<Value>::new());
+        assert_eq!(
+            run(&only_annotated, &no_suffix).unwrap(),
+            Vec::<Value>::new()
+        );
         // ingress: [{host: ""}] counts as explicit, but gives no host, so the Ingress is empty.
         let empty_host = app_with(vec![host("")]);
         assert_eq!(run(&empty_host, &no_suffix).unwrap(), Vec::<Value>::new());
@@ -906,9 +912,12 @@ mod tests {
             ports: vec![port(Protocol::Tcp, "thrift", 7000)],
             ..app()
         };
-        assert_eq!(run(&tcp_only, &config()).unwrap(), Vec::<Value>::new());
+        assert_eq!(run(&tcp_only, &config(&[])).unwrap(), Vec::<Value>::new());
         // ingress: []
-        assert_eq!(run(&app_with(Vec::new()), &config()).unwrap(), Vec::<Value>::new());
+        assert_eq!(
+            run(&app_with(Vec::new()), &config(&[])).unwrap(),
+            Vec::<Value>::new()
+        );
     }
 
     // ports: [{name: http, port: 80}, {name: other, port: 5000}]
@@ -937,18 +946,14 @@ mod tests {
                 item(None, &[("/b", 5000)]),
             ])
         };
-        let config = ClusterConfig {
-            host_rewrite_rules: vec![
-                rewrite_rule("rewrite.example.com=test.rewrite.example.com"),
-                rewrite_rule(
-                    r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?).rewrite.example.com=test.\1.rewrite.example.com",
-                ),
-                rewrite_rule(
-                    r"([\w\.\-]+)\.svc.test.example.com=dont-rewrite-suffix-urls.example.com",
-                ),
-            ],
-            ..config()
-        };
+        let config = config(&[
+            "--host-rewrite-rule",
+            "rewrite.example.com=test.rewrite.example.com",
+            "--host-rewrite-rule",
+            r"([a-z0-9](?:[-a-z0-9]*[a-z0-9])?).rewrite.example.com=test.\1.rewrite.example.com",
+            "--host-rewrite-rule",
+            r"([\w\.\-]+)\.svc.test.example.com=dont-rewrite-suffix-urls.example.com",
+        ]);
         assert_eq!(
             summaries(&app, &config),
             [
@@ -965,7 +970,7 @@ mod tests {
             &[("foo/ingress-class", "internal")],
         )]);
         assert_eq!(
-            summaries(&app, &config()),
+            summaries(&app, &config(&[])),
             [
                 "testapp | fiaas/expose=false | testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ",
                 "testapp-1 | fiaas/expose=true;foo/ingress-class=internal | internal.example.com /:80 | ",
@@ -985,7 +990,7 @@ mod tests {
             )])
         };
         assert_eq!(
-            run(&app, &config()),
+            run(&app, &config(&[])),
             Err(TransformError::InvalidConfiguration(
                 "Cannot find http port mapping in application spec".to_owned()
             ))
@@ -1017,7 +1022,7 @@ mod tests {
         };
         app.annotations.ingress = map(&[("some/annotation", "val")]);
         assert_eq!(
-            summaries(&app, &config()),
+            summaries(&app, &config(&[])),
             [
                 "testapp | fiaas/expose=false;some/annotation=val | testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ",
                 "testapp-1 | fiaas/expose=true;some/annotation=some-value | extra.example.com /:8000 | ",
@@ -1046,14 +1051,18 @@ mod tests {
     // --use-ingress-tls default_on
     #[test]
     fn issuer_name_overrides_split_hosts_into_numbered_ingresses() {
-        let config = ClusterConfig {
-            tls_certificate_issuer_overrides: index_map(&[
-                ("foo.example.com", "issuerOne"),
-                ("bar.example.com", "issuerTwo"),
-                ("foo.bar.example.com", "issuerThree"),
-            ]),
-            ..tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"))
-        };
+        let config = config(&[
+            "--tls-certificate-issuer-overrides",
+            "foo.example.com=issuerOne",
+            "--tls-certificate-issuer-overrides",
+            "bar.example.com=issuerTwo",
+            "--tls-certificate-issuer-overrides",
+            "foo.bar.example.com=issuerThree",
+            "--tls-certificate-issuer",
+            "letsencrypt",
+            "--use-ingress-tls",
+            "default_on",
+        ]);
         // Annotated Ingresses come before issuer groups, though named after them.
         assert_eq!(
             summaries(&issuer_test_app(), &config),
@@ -1067,13 +1076,14 @@ mod tests {
         );
     }
 
-    fn issuer_type_overrides() -> IndexMap<String, String> {
-        index_map(&[
-            ("foo.example.com", "certmanager.k8s.io/issuer"),
-            ("bar.example.com", "certmanager.k8s.io/cluster-issuer"),
-            ("foo.bar.example.com", "certmanager.k8s.io/issuer"),
-        ])
-    }
+    const ISSUER_TYPE_OVERRIDES: [&str; 6] = [
+        "--tls-certificate-issuer-type-overrides",
+        "foo.example.com=certmanager.k8s.io/issuer",
+        "--tls-certificate-issuer-type-overrides",
+        "bar.example.com=certmanager.k8s.io/cluster-issuer",
+        "--tls-certificate-issuer-type-overrides",
+        "foo.bar.example.com=certmanager.k8s.io/issuer",
+    ];
 
     // issuer_test_app
     // --tls-certificate-issuer-type-overrides foo.example.com=certmanager.k8s.io/issuer
@@ -1081,11 +1091,13 @@ mod tests {
     // --tls-certificate-issuer letsencrypt
     #[test]
     fn issuer_type_overrides_split_hosts_even_without_tls() {
-        let config = ClusterConfig {
-            tls_certificate_issuer_type_overrides: issuer_type_overrides(),
-            tls_certificate_issuer: Some("letsencrypt".to_owned()),
-            ..config()
-        };
+        let config = config(
+            &[
+                &ISSUER_TYPE_OVERRIDES[..],
+                &["--tls-certificate-issuer", "letsencrypt"],
+            ]
+            .concat(),
+        );
         assert_eq!(
             summaries(&issuer_test_app(), &config),
             [
@@ -1099,10 +1111,18 @@ mod tests {
     // As above, with --use-ingress-tls default_on.
     #[test]
     fn issuer_type_overrides_set_the_tls_annotation_key() {
-        let config = ClusterConfig {
-            tls_certificate_issuer_type_overrides: issuer_type_overrides(),
-            ..tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"))
-        };
+        let config = config(
+            &[
+                &ISSUER_TYPE_OVERRIDES[..],
+                &[
+                    "--tls-certificate-issuer",
+                    "letsencrypt",
+                    "--use-ingress-tls",
+                    "default_on",
+                ],
+            ]
+            .concat(),
+        );
         assert_eq!(
             summaries(&issuer_test_app(), &config),
             [
@@ -1114,14 +1134,14 @@ mod tests {
     }
 
     fn suffix_override_config() -> ClusterConfig {
-        ClusterConfig {
-            tls_certificate_issuer_type_overrides: index_map(&[(
-                "example.com",
-                "certmanager.k8s.io/issuer",
-            )]),
-            tls_certificate_issuer_overrides: index_map(&[("test.example.com", "suffixissuer")]),
-            ..tls_config(UseIngressTls::DefaultOff, None)
-        }
+        config(&[
+            "--use-ingress-tls",
+            "default_off",
+            "--tls-certificate-issuer-type-overrides",
+            "example.com=certmanager.k8s.io/issuer",
+            "--tls-certificate-issuer-overrides",
+            "test.example.com=suffixissuer",
+        ])
     }
 
     // ingress: [{host: www.example.com}, {host: other.org}]
@@ -1158,14 +1178,6 @@ mod tests {
         );
     }
 
-    fn host_pairs(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
-        pairs
-            .iter()
-            .flat_map(|(a, b)| [(*a, *b), (*b, *a)])
-            .map(|(a, b)| (a.to_owned(), b.to_owned()))
-            .collect()
-    }
-
     // ports: [{name: http}, {name: second, port: 8080}]
     // ingress:
     //   - {host: foo.example.com, paths: [{path: /api}, {path: /app, port: second}]}
@@ -1185,14 +1197,14 @@ mod tests {
                 annotated(host("dev1.example.com"), &[("custom.annotation", "value")]),
             ])
         };
-        let config = ClusterConfig {
-            ingress_host_pairs: host_pairs(&[
-                ("foo.example.com", "bar.example.com"),
-                ("testapp.svc.test.example.com", "alias.example.com"),
-                ("dev1.example.com", "dev2.example.com"),
-            ]),
-            ..config()
-        };
+        let config = config(&[
+            "--ingress-host-pair",
+            "foo.example.com=bar.example.com",
+            "--ingress-host-pair",
+            "testapp.svc.test.example.com=alias.example.com",
+            "--ingress-host-pair",
+            "dev1.example.com=dev2.example.com",
+        ]);
         assert_eq!(
             summaries(&app, &config),
             [
@@ -1208,10 +1220,7 @@ mod tests {
     #[test]
     fn host_pairs_add_no_host_that_is_already_served() {
         let app = app_with(vec![host("bar.example.com"), host("foo.example.com")]);
-        let config = ClusterConfig {
-            ingress_host_pairs: host_pairs(&[("foo.example.com", "bar.example.com")]),
-            ..config()
-        };
+        let config = config(&["--ingress-host-pair", "foo.example.com=bar.example.com"]);
         assert_eq!(
             summaries(&app, &config),
             [
@@ -1228,24 +1237,24 @@ mod tests {
         let without = "testapp | fiaas/expose=true | www.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | ";
         let with = "testapp | fiaas/expose=true;kubernetes.io/tls-acme=true | www.example.com /:80 ; testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io www.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io";
         let cases = [
-            (UseIngressTls::Disabled, None, without),
-            (UseIngressTls::Disabled, Some(true), without),
-            (UseIngressTls::Disabled, Some(false), without),
-            (UseIngressTls::DefaultOff, None, without),
-            (UseIngressTls::DefaultOff, Some(true), with),
-            (UseIngressTls::DefaultOff, Some(false), without),
-            (UseIngressTls::DefaultOn, None, with),
-            (UseIngressTls::DefaultOn, Some(true), with),
-            (UseIngressTls::DefaultOn, Some(false), without),
+            ("disabled", None, without),
+            ("disabled", Some(true), without),
+            ("disabled", Some(false), without),
+            ("default_off", None, without),
+            ("default_off", Some(true), with),
+            ("default_off", Some(false), without),
+            ("default_on", None, with),
+            ("default_on", Some(true), with),
+            ("default_on", Some(false), without),
         ];
         for (use_ingress_tls, enabled, expected) in cases {
             let mut app = app_with(vec![host("www.example.com")]);
             app.ingress_tls.enabled = enabled;
-            let config = tls_config(use_ingress_tls, None);
+            let config = config(&["--use-ingress-tls", use_ingress_tls]);
             assert_eq!(
                 summaries(&app, &config),
                 [expected],
-                "{use_ingress_tls:?} / {enabled:?}"
+                "{use_ingress_tls} / {enabled:?}"
             );
         }
     }
@@ -1254,10 +1263,14 @@ mod tests {
     // --use-networkingv1-ingress.
     #[test]
     fn tls_on_extensions_v1beta1() {
-        let config = ClusterConfig {
-            use_networkingv1_ingress: false,
-            ..tls_config(UseIngressTls::DefaultOn, None)
-        };
+        let config = daemon(&[
+            "--ingress-suffix",
+            SUFFIXES[0],
+            "--ingress-suffix",
+            SUFFIXES[1],
+            "--use-ingress-tls",
+            "default_on",
+        ]);
         assert_eq!(
             summaries(&app_with(vec![host("www.example.com")]), &config),
             [
@@ -1266,11 +1279,17 @@ mod tests {
         );
     }
 
+    /// `--use-networkingv1-ingress --use-ingress-tls default_on` and these suffixes.
     fn suffix_config(suffixes: &[&str]) -> ClusterConfig {
-        ClusterConfig {
-            ingress_suffixes: suffixes.iter().map(|s| (*s).to_owned()).collect(),
-            ..tls_config(UseIngressTls::DefaultOn, None)
+        let mut flags = vec![
+            "--use-networkingv1-ingress",
+            "--use-ingress-tls",
+            "default_on",
+        ];
+        for suffix in suffixes {
+            flags.extend(["--ingress-suffix", suffix]);
         }
+        daemon(&flags)
     }
 
     // version: 3, --use-ingress-tls default_on, with long or equally short suffixes.
@@ -1295,7 +1314,11 @@ mod tests {
         assert_eq!(
             summaries(
                 &app(),
-                &suffix_config(&["bbb.example.com", "aaa.example.com", "a.much.longer.example.com"])
+                &suffix_config(&[
+                    "bbb.example.com",
+                    "aaa.example.com",
+                    "a.much.longer.example.com"
+                ])
             ),
             [
                 "testapp | fiaas/expose=false;kubernetes.io/tls-acme=true | testapp.bbb.example.com /:80 ; testapp.aaa.example.com /:80 ; testapp.a.much.longer.example.com /:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.bbb.example.com testapp.bbb.example.com testapp.aaa.example.com testapp.a.much.longer.example.com"
@@ -1365,10 +1388,13 @@ mod tests {
             host("exactly-sixty-three-characters-long-host-name.aaaaaaaaaaaa.com"),
             annotated(host("ann.example.com"), &[("a", "b")]),
         ]);
-        let config = ClusterConfig {
-            enable_deprecated_tls_entry_per_host: true,
-            ..tls_config(UseIngressTls::DefaultOn, Some("letsencrypt"))
-        };
+        let config = config(&[
+            "--use-ingress-tls",
+            "default_on",
+            "--tls-certificate-issuer",
+            "letsencrypt",
+            "--enable-deprecated-tls-entry-per-host",
+        ]);
         assert_eq!(
             summaries(&app, &config),
             [
@@ -1389,7 +1415,7 @@ mod tests {
             item(Some("testapp.svc.test.example.com"), &[("/x", 80)]),
         ]);
         assert_eq!(
-            summaries(&app, &tls_config(UseIngressTls::DefaultOn, None)),
+            summaries(&app, &config(&["--use-ingress-tls", "default_on"])),
             [
                 "testapp | fiaas/expose=true;kubernetes.io/tls-acme=true | testapp.svc.test.example.com /:80 ; testapp.svc.test.example.com /x:80 ; testapp.svc.test.example.com /:80 /x:80 ; testapp.127.0.0.1.xip.io /:80 /x:80 | testapp-ingress-tls: zgwvxk7m22jnzqmofnboadb6kpuri4st.127.0.0.1.xip.io testapp.svc.test.example.com testapp.svc.test.example.com testapp.svc.test.example.com testapp.127.0.0.1.xip.io"
             ]
@@ -1400,7 +1426,7 @@ mod tests {
     #[test]
     fn item_without_paths_gets_a_rule_without_http() {
         let app = app_with(vec![item(Some("x.example.com"), &[])]);
-        let objects = run(&app, &config()).unwrap();
+        let objects = run(&app, &config(&[])).unwrap();
         assert_eq!(
             objects.iter().map(summary).collect::<Vec<_>>(),
             [
@@ -1417,7 +1443,7 @@ mod tests {
     #[test]
     fn empty_host_counts_as_explicit_but_serves_nothing() {
         assert_eq!(
-            summaries(&app_with(vec![host("")]), &config()),
+            summaries(&app_with(vec![host("")]), &config(&[])),
             [
                 "testapp | fiaas/expose=true | testapp.svc.test.example.com /:80 ; testapp.127.0.0.1.xip.io /:80 | "
             ]

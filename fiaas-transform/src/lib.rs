@@ -65,6 +65,11 @@ pub fn render(
     config: &ClusterConfig,
     options: &RenderOptions,
 ) -> Result<Manifests, TransformError> {
+    if app.version().is_none() {
+        return Err(TransformError::InvalidConfiguration(
+            "Version must be specified for docker image aka image:version".to_owned(),
+        ));
+    }
     let stripped;
     let app = if options.besteffort_qos {
         let mut copy = app.clone();
@@ -80,9 +85,9 @@ pub fn render(
     let mut absent = BTreeSet::new();
 
     if config.enable_service_account_per_app {
-        objects.push(KubeObject::ServiceAccount(service_account::service_account(
-            app, &labels,
-        )));
+        objects.push(KubeObject::ServiceAccount(
+            service_account::service_account(app, &labels),
+        ));
         objects.extend(
             service_account::role_bindings(app, config, &labels)
                 .into_iter()

@@ -23,7 +23,10 @@ pub fn fiaas_labels(app: &AppSpec, deployed_by: &str) -> BTreeMap<String, String
     labels.insert("fiaas/deployment_id".to_owned(), app.deployment_id.clone());
     labels.insert("fiaas/deployed_by".to_owned(), deployed_by.to_owned());
     for team in &app.teams {
-        labels.insert(format!("teams.fiaas/{}", label_safe(team)), "true".to_owned());
+        labels.insert(
+            format!("teams.fiaas/{}", label_safe(team)),
+            "true".to_owned(),
+        );
     }
     for tag in &app.tags {
         labels.insert(format!("tags.fiaas/{}", label_safe(tag)), "true".to_owned());

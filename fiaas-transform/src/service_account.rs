@@ -35,7 +35,10 @@ pub(crate) fn role_bindings(
     fiaas_labels: &BTreeMap<String, String>,
 ) -> Vec<RoleBinding> {
     let roles = config.list_of_roles.iter().map(|r| ("Role", r));
-    let cluster_roles = config.list_of_cluster_roles.iter().map(|r| ("ClusterRole", r));
+    let cluster_roles = config
+        .list_of_cluster_roles
+        .iter()
+        .map(|r| ("ClusterRole", r));
     roles
         .chain(cluster_roles)
         .map(|(kind, name)| {

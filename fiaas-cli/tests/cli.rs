@@ -1,0 +1,212 @@
+//! The `fiaas` command line on the upstream examples.
+
+use std::process::{Command, Output};
+
+use fiaas_tests::{fixtures_dir, load_yaml, python_eq, yaml_files};
+
+fn fiaas(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fiaas"))
+        .args(args)
+        .output()
+        .expect("the fiaas binary runs")
+}
+
+fn path(relative: &str) -> String {
+    fixtures_dir().join(relative).display().to_string()
+}
+
+const INVALID: &[(&str, &str)] = &[
+    (
+        "specs/v3/data/examples/invalid_ingress_port_name.yml",
+        "ingress[0].paths[0].port",
+    ),
+    (
+        "specs/v3/data/examples/invalid_ingress_port_number.yml",
+        "ingress[0].paths[0].port",
+    ),
+    (
+        "specs/v3/data/examples/invalid_no_health_check_defined_http.yml",
+        "healthchecks.liveness",
+    ),
+    (
+        "specs/v3/data/examples/invalid_no_health_check_defined_tcp.yml",
+        "healthchecks.liveness",
+    ),
+    (
+        "specs/v2/data/examples/no_health_check_defined.yml",
+        "healthchecks",
+    ),
+    (
+        "specs/v2/data/examples/ports_empty_list.yml",
+        "Index 0 out of bounds",
+    ),
+    ("specs/data/invalid.yml", "not valid YAML"),
+];
+
+#[test]
+fn validate_accepts_every_valid_example_and_rejects_every_invalid_one_naming_the_field() {
+    for example in yaml_files("specs")
+        .iter()
+        .filter(|f| !f.contains("transformations"))
+    {
+        let output = fiaas(&["validate", &path(example)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match INVALID.iter().find(|(file, _)| file == example) {
+            Some((_, field)) => {
+                assert_eq!(output.status.code(), Some(1), "{example} must be rejected");
+                assert!(
+                    stderr.contains(field),
+                    "{example}: {stderr} does not name {field}"
+                );
+            }
+            None => assert!(output.status.success(), "{example}: {stderr}"),
+        }
+    }
+}
+
+#[test]
+fn validate_reports_every_bad_file_and_fails() {
+    let output = fiaas(&[
+        "validate",
+        &path(INVALID[0].0),
+        &path("specs/v3/data/examples/v3minimal.yml"),
+        &path(INVALID[2].0),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr.contains("invalid_ingress_port_name.yml")
+            && stderr.contains("invalid_no_health_check_defined_http.yml"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("v3minimal.yml"), "{stderr}");
+}
+
+#[test]
+fn migrate_equals_the_upstream_transformations_in_both_modes() {
+    for expected_file in yaml_files("specs/v2/data/transformations") {
+        let strip = expected_file.contains("strip_defaults");
+        let name = expected_file.rsplit('/').next().unwrap_or_default();
+        let input = if name == "v2minimal.yml" {
+            "specs/data/v2minimal.yml".to_owned()
+        } else {
+            format!("specs/v2/data/examples/{name}")
+        };
+        let mut args = vec!["migrate".to_owned(), path(&input)];
+        if strip {
+            args.push("--strip-defaults".to_owned());
+        }
+        let output = fiaas(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            output.status.success(),
+            "{input}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let actual = fiaas_spec::parse_document(&String::from_utf8_lossy(&output.stdout))
+            .expect("migrate prints YAML");
+        assert!(
+            python_eq(&actual, &load_yaml(&expected_file)),
+            "{expected_file}: {actual}"
+        );
+    }
+}
+
+#[test]
+fn defaults_and_schema_are_printed() {
+    let defaults = fiaas(&["defaults"]);
+    assert_eq!(
+        String::from_utf8_lossy(&defaults.stdout),
+        fiaas_spec::V3_DEFAULTS_YAML
+    );
+    let schema = fiaas(&["schema"]);
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&schema.stdout).expect("the schema is JSON");
+    assert_eq!(parsed["title"], "fiaas.yml version 3");
+}
+
+#[test]
+fn render_prints_nothing_on_stdout_for_invalid_input() {
+    let output = fiaas(&[
+        "render",
+        &path(INVALID[0].0),
+        "--name",
+        "x",
+        "--ingress-suffix",
+        "svc.test.example.com",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ingress[0].paths[0].port"));
+}
+
+#[test]
+fn render_takes_an_application_resource_and_prints_a_json_list() {
+    let dir = std::env::temp_dir().join(format!("fiaas-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("application.yml");
+    std::fs::write(
+        &file,
+        "apiVersion: fiaas.schibsted.io/v1\nkind: Application\nmetadata:\n  name: hello\n  namespace: web\n  uid: 11111111-2222-3333-4444-555555555555\n  labels: {fiaas/deployment_id: abc}\nspec:\n  application: hello\n  image: example/hello:7\n  config:\n    version: 3\n  additional_labels:\n    global: {team: web}\n",
+    )
+    .expect("write the Application");
+    let output = fiaas(&[
+        "render",
+        &file.display().to_string(),
+        "-o",
+        "json",
+        "--use-networkingv1-ingress",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+    assert_eq!(list["kind"], "List");
+    let deployment = list["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["kind"] == "Deployment"))
+        .expect("a Deployment");
+    assert_eq!(deployment["metadata"]["namespace"], "web");
+    assert_eq!(
+        deployment["metadata"]["labels"]["fiaas/deployment_id"],
+        "abc"
+    );
+    assert_eq!(deployment["metadata"]["labels"]["team"], "web");
+    assert_eq!(
+        deployment["metadata"]["ownerReferences"][0]["uid"],
+        "11111111-2222-3333-4444-555555555555"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "example/hello:7"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn render_is_deterministic() {
+    let args = [
+        "render",
+        &path("specs/v3/data/examples/full.yml"),
+        "--name",
+        "full",
+        "--datadog-container-image",
+        "dd:1",
+    ];
+    assert_eq!(fiaas(&args).stdout, fiaas(&args).stdout);
+}
+
+#[test]
+fn a_bad_daemon_flag_is_an_error_naming_it() {
+    let output = fiaas(&[
+        "render",
+        &path("specs/v3/data/examples/v3minimal.yml"),
+        "--name",
+        "x",
+        "--pre-stop-delay",
+        "soon",
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--pre-stop-delay"));
+}
