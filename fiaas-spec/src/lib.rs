@@ -64,8 +64,8 @@ pub fn version_of(document: &Value) -> Result<Version, SpecError> {
     let declared = document.get("version");
     let number = declared.and_then(|v| if v.is_number() { v.as_f64() } else { None });
     match number {
-        Some(n) if n == 3.0 => Ok(Version::V3),
-        Some(n) if n == 2.0 => Ok(Version::V2),
+        Some(3.0) => Ok(Version::V3),
+        Some(2.0) => Ok(Version::V2),
         _ => Err(SpecError::UnsupportedVersion {
             found: version_label(document),
         }),
@@ -298,10 +298,11 @@ mod tests {
     #[test]
     fn additional_labels_override_config_labels() {
         let mut with_labels = facts();
-        let mut extra = AdditionalLabelsOrAnnotations::default();
-        extra.global = Some([("g".to_owned(), "1".to_owned())].into());
-        extra.pod = Some([("p".to_owned(), "2".to_owned())].into());
-        with_labels.additional_labels = Some(extra);
+        with_labels.additional_labels = Some(AdditionalLabelsOrAnnotations {
+            global: Some([("g".to_owned(), "1".to_owned())].into()),
+            pod: Some([("p".to_owned(), "2".to_owned())].into()),
+            ..AdditionalLabelsOrAnnotations::default()
+        });
         let spec = load(
             "version: 3\nlabels: {pod: {p: config, q: config}}\n",
             &with_labels,

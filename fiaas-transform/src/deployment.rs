@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use fiaas_spec::{AppSpec, CheckAction, CheckSpec, PortRef, ResourceRequirementSpec, py_str};
+use fiaas_spec::{
+    AppSpec, CheckAction, CheckSpec, PortRef, ResourceRequirementSpec, SecretsSpec, py_str,
+};
 use indexmap::IndexMap;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -356,59 +358,47 @@ impl Pod {
 
     fn add_secrets(&mut self, app: &AppSpec, config: &ClusterConfig, notes: &mut Notes) {
         let (images, force_automount) = config.secret_init_container_images();
-        let specs: Vec<(String, Vec<(String, String)>, BTreeMap<String, String>)> =
-            if !app.secrets.is_empty() {
-                app.secrets
+        let specs: Vec<SecretsSpec> = if !app.secrets.is_empty() {
+            app.secrets.clone()
+        } else if images.contains_key("strongbox") && app.strongbox.enabled {
+            vec![SecretsSpec {
+                secret_type: "strongbox".to_owned(),
+                parameters: vec![
+                    ("AWS_REGION".to_owned(), app.strongbox.aws_region.clone()),
+                    (
+                        "SECRET_GROUPS".to_owned(),
+                        app.strongbox.groups.clone().unwrap_or_default().join(","),
+                    ),
+                ],
+                annotations: app
+                    .strongbox
+                    .iam_role
                     .iter()
-                    .map(|s| {
-                        (
-                            s.secret_type.clone(),
-                            s.parameters.clone(),
-                            s.annotations.clone(),
-                        )
-                    })
-                    .collect()
-            } else if images.contains_key("strongbox") && app.strongbox.enabled {
-                vec![(
-                    "strongbox".to_owned(),
-                    vec![
-                        ("AWS_REGION".to_owned(), app.strongbox.aws_region.clone()),
-                        (
-                            "SECRET_GROUPS".to_owned(),
-                            app.strongbox.groups.clone().unwrap_or_default().join(","),
-                        ),
-                    ],
-                    app.strongbox
-                        .iam_role
-                        .iter()
-                        .map(|role| ("iam.amazonaws.com/role".to_owned(), role.clone()))
-                        .collect(),
-                )]
-            } else if images.contains_key("default") {
-                vec![("default".to_owned(), Vec::new(), BTreeMap::new())]
-            } else {
-                Vec::new()
-            };
+                    .map(|role| ("iam.amazonaws.com/role".to_owned(), role.clone()))
+                    .collect(),
+            }]
+        } else if images.contains_key("default") {
+            vec![SecretsSpec {
+                secret_type: "default".to_owned(),
+                parameters: Vec::new(),
+                annotations: BTreeMap::new(),
+            }]
+        } else {
+            Vec::new()
+        };
         if specs.is_empty() {
             self.add_kubernetes_secret(app);
             return;
         }
-        for (secret_type, parameters, annotations) in specs {
-            let Some(image) = images.get(&secret_type) else {
+        for spec in specs {
+            let Some(image) = images.get(&spec.secret_type) else {
                 notes.warning(format!(
-                    "No init-container registered for secrets with type={secret_type}"
+                    "No init-container registered for secrets with type={}",
+                    spec.secret_type
                 ));
                 continue;
             };
-            self.add_init_container_secret(
-                app,
-                config,
-                image,
-                parameters,
-                annotations,
-                force_automount,
-                notes,
-            );
+            self.add_init_container_secret(app, config, image, spec, force_automount, notes);
         }
     }
 
@@ -444,14 +434,12 @@ impl Pod {
         );
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn add_init_container_secret(
         &mut self,
         app: &AppSpec,
         config: &ClusterConfig,
         image: &str,
-        parameters: Vec<(String, String)>,
-        annotations: BTreeMap<String, String>,
+        spec: SecretsSpec,
         force_automount: bool,
         notes: &mut Notes,
     ) {
@@ -469,7 +457,7 @@ impl Pod {
             .insert(0, mount(secret.clone(), true, SECRETS_MOUNT_PATH));
 
         // Parameters keep their order; an existing K8S_DEPLOYMENT is overwritten in place.
-        let mut init_env: IndexMap<String, String> = parameters.into_iter().collect();
+        let mut init_env: IndexMap<String, String> = spec.parameters.into_iter().collect();
         init_env.insert("K8S_DEPLOYMENT".to_owned(), app.name.clone());
         self.spec
             .init_containers
@@ -504,7 +492,7 @@ impl Pod {
         if force_automount {
             self.spec.automount_service_account_token = Some(true);
         }
-        self.annotations.extend(annotations);
+        self.annotations.extend(spec.annotations);
         let volumes = self.spec.volumes.get_or_insert_with(Vec::new);
         volumes.insert(
             0,

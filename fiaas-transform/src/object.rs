@@ -11,6 +11,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::{Deserialize, Serialize};
 
 /// One object fiaas creates for an app.
+// A deploy holds a handful of these, built once and moved a few times: boxing the big variants
+// would cost more allocations than the size difference costs copies.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum KubeObject {
