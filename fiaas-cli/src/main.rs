@@ -37,6 +37,8 @@ enum Command {
     Defaults,
     /// Print the JSON Schema of the v3 format, for editors.
     Schema,
+    /// Print the Application and ApplicationStatus CustomResourceDefinitions as YAML.
+    Crd,
     /// Print the Kubernetes objects the daemon would deploy for an app, in deploy order.
     ///
     /// Daemon flags (the same as fiaas-deploy-daemon's, or `-c cluster_config.yaml`) sit next to
@@ -257,6 +259,10 @@ fn main() -> ExitCode {
         } => migrate(&file, strip_defaults),
         Command::Defaults => {
             print!("{}", fiaas_spec::V3_DEFAULTS_YAML);
+            Ok(())
+        }
+        Command::Crd => {
+            print!("{}", fiaas_k8s::crds_yaml());
             Ok(())
         }
         Command::Schema => {

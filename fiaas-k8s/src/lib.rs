@@ -1,1 +1,20 @@
-//! placeholder
+//! Everything fiaas does against a Kubernetes API server: the CRDs, applying and pruning an app's
+//! objects, tracking rollouts through a watch, and writing ApplicationStatus.
+
+pub mod apply;
+pub mod crd;
+mod error;
+pub mod rollout;
+pub mod status;
+
+pub use apply::{Applier, ClusterFacts, DeployReport, PdbVersion};
+pub use crd::{
+    Application, ApplicationResult, ApplicationSpec, ApplicationStatus, crds, crds_yaml,
+    ensure_crds,
+};
+pub use error::K8sError;
+pub use rollout::{RolloutOutcome, RolloutTracker, rollout_timeout};
+pub use status::{DeployResult, StatusSubject, StatusWriter, status_name};
+
+/// The one field manager of every write fiaas makes.
+pub const FIELD_MANAGER: &str = "fiaas-deploy-daemon";

@@ -45,8 +45,9 @@ const MAX_COMMON_NAME: usize = 63;
 /// serve). Removing Ingresses of earlier deploys is left to the caller. `fiaas_labels` are the
 /// fiaas-managed labels; they win over the app's ingress labels.
 ///
-/// Fails when the app has only annotated ingress items (so the default hosts need a fallback
-/// mapping) but no port named `http`.
+/// Fails when no non-annotated ingress item has a path, so the default hosts need the fallback
+/// mapping (`/` on the port named `http`), and no port is named `http`. Upstream fails so even
+/// when there is no suffix to use the mapping on.
 pub fn ingresses(
     app: &AppSpec,
     config: &ClusterConfig,
@@ -129,7 +130,7 @@ fn default_pathmappings(app: &AppSpec) -> Result<Vec<IngressPathMappingSpec>, Tr
 }
 
 /// One host with the paths routed on it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct HostItem<'a> {
     host: String,
     paths: &'a [IngressPathMappingSpec],
@@ -531,7 +532,8 @@ fn extensions_v1beta1(
         .iter()
         .map(|(host, paths)| LegacyIngressRule {
             host: (*host).to_owned(),
-            http: LegacyHttpIngressRuleValue {
+            // Upstream leaves `http` out of a rule without paths; the server requires paths.
+            http: (!paths.is_empty()).then(|| LegacyHttpIngressRuleValue {
                 paths: paths
                     .iter()
                     .map(|mapping| LegacyHttpIngressPath {
@@ -542,7 +544,7 @@ fn extensions_v1beta1(
                         },
                     })
                     .collect(),
-            },
+            }),
         })
         .collect();
     let tls = tls

@@ -3,6 +3,8 @@
 /// Severity of a note.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Level {
+    /// What is being done.
+    Info,
     /// Something is off but the deploy goes on.
     Warning,
     /// Something was left out (the deploy still goes on, as upstream's does).

@@ -133,8 +133,9 @@ pub struct LegacyIngressSpec {
 pub struct LegacyIngressRule {
     /// Host.
     pub host: String,
-    /// Paths.
-    pub http: LegacyHttpIngressRuleValue,
+    /// Paths; absent for a host without paths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<LegacyHttpIngressRuleValue>,
 }
 
 /// `extensions/v1beta1` HTTPIngressRuleValue.

@@ -1,0 +1,605 @@
+//! Applying the objects of one deploy (server-side apply, one field manager, deploy order) and
+//! pruning what the app no longer wants.
+
+use std::collections::BTreeMap;
+
+use fiaas_spec::AppSpec;
+use fiaas_transform::{ClusterConfig, Kind, KubeObject, Manifests, Notes, RenderOptions};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+    Preconditions,
+};
+use serde_json::Value;
+
+use crate::crd::API_VERSION;
+use crate::error::is_not_found;
+use crate::{FIELD_MANAGER, K8sError};
+
+/// Which PodDisruptionBudget API the cluster serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PdbVersion {
+    /// `policy/v1` (Kubernetes 1.21 and later).
+    V1,
+    /// `policy/v1beta1` (older clusters).
+    V1beta1,
+}
+
+/// What the applier needs to know about the cluster beyond the objects.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterFacts {
+    /// `spec.replicas` of the app's live Deployment, if it exists (a daemon reads it from its
+    /// watch cache; otherwise the applier GETs it when it matters).
+    pub live_replicas: Option<Option<i32>>,
+    /// Whether the namespace only admits BestEffort pods (a daemon reads its quota cache;
+    /// otherwise the applier lists the quotas).
+    pub besteffort_qos: Option<bool>,
+}
+
+/// What one deploy did.
+#[derive(Clone, Debug, Default)]
+pub struct DeployReport {
+    /// Lines for the status logs, in order.
+    pub notes: Notes,
+    /// `(kind, name)` of every object applied.
+    pub applied: Vec<(Kind, String)>,
+    /// `(kind, name)` of every object deleted.
+    pub deleted: Vec<(Kind, String)>,
+    /// `metadata.generation` of the applied Deployment: its rollout is done once the
+    /// Deployment controller has observed this generation.
+    pub deployment_generation: Option<i64>,
+}
+
+impl DeployReport {
+    fn info(&mut self, message: String) {
+        tracing::info!("{message}");
+        self.notes.0.push((fiaas_transform::Level::Info, message));
+    }
+}
+
+/// Applies an app's objects to one cluster.
+#[derive(Clone)]
+pub struct Applier {
+    client: Client,
+    pdb_version: PdbVersion,
+}
+
+fn is_fiaas_owner(reference: &OwnerReference) -> bool {
+    reference.api_version == API_VERSION && reference.kind == "Application"
+}
+
+/// Whether an object carries an owner reference to a fiaas Application.
+pub fn owned_by_fiaas(metadata: &ObjectMeta) -> bool {
+    metadata
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(is_fiaas_owner))
+}
+
+fn name_of(object: &KubeObject) -> String {
+    object.metadata().name.clone().unwrap_or_default()
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::ServiceAccount => "ServiceAccount",
+        Kind::RoleBinding => "RoleBinding",
+        Kind::Service => "Service",
+        Kind::Ingress => "Ingress",
+        Kind::Deployment => "Deployment",
+        Kind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
+        Kind::PodDisruptionBudget => "PodDisruptionBudget",
+    }
+}
+
+impl Applier {
+    /// An applier for the cluster behind `client`, asking it which PodDisruptionBudget API it
+    /// serves.
+    pub async fn new(client: Client) -> Result<Self, K8sError> {
+        let pdb_version = match client.list_api_group_resources("policy/v1").await {
+            Ok(list)
+                if list
+                    .resources
+                    .iter()
+                    .any(|r| r.name == "poddisruptionbudgets") =>
+            {
+                PdbVersion::V1
+            }
+            Ok(_) => PdbVersion::V1beta1,
+            Err(e) if is_not_found(&e) => PdbVersion::V1beta1,
+            Err(source) => return Err(K8sError::api("discover", "APIGroup", "policy/v1", source)),
+        };
+        Ok(Applier {
+            client,
+            pdb_version,
+        })
+    }
+
+    /// The PodDisruptionBudget API in use.
+    pub fn pdb_version(&self) -> PdbVersion {
+        self.pdb_version
+    }
+
+    /// Whether a namespace only admits BestEffort pods: a ResourceQuota with `hard.pods: "0"`
+    /// scoped `NotBestEffort`.
+    pub async fn besteffort_required(&self, namespace: &str) -> Result<bool, K8sError> {
+        let api: Api<ResourceQuota> = Api::namespaced(self.client.clone(), namespace);
+        let quotas = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|source| K8sError::api("list", "ResourceQuota", namespace, source))?;
+        Ok(quotas.items.iter().any(requires_besteffort))
+    }
+
+    /// Render and apply one deploy of `app`, then prune what it no longer wants.
+    pub async fn deploy(
+        &self,
+        app: &AppSpec,
+        config: &ClusterConfig,
+        facts: &ClusterFacts,
+    ) -> Result<DeployReport, K8sError> {
+        let besteffort_qos = match facts.besteffort_qos {
+            Some(known) => known,
+            None => self.besteffort_required(&app.namespace).await?,
+        };
+        let manifests = fiaas_transform::render(app, config, &RenderOptions { besteffort_qos })?;
+        let mut report = DeployReport {
+            notes: manifests.notes.clone(),
+            ..DeployReport::default()
+        };
+        self.apply_all(app, config, facts, &manifests, &mut report)
+            .await?;
+        self.prune(app, config, &manifests, &mut report).await?;
+        Ok(report)
+    }
+
+    async fn apply_all(
+        &self,
+        app: &AppSpec,
+        config: &ClusterConfig,
+        facts: &ClusterFacts,
+        manifests: &Manifests,
+        report: &mut DeployReport,
+    ) -> Result<(), K8sError> {
+        let wants_hpa = !manifests.absent.contains(&Kind::HorizontalPodAutoscaler);
+        let mut role_bindings = Vec::new();
+        for object in &manifests.objects {
+            match object {
+                KubeObject::ServiceAccount(account) => {
+                    self.apply_service_account(app, account, report).await?;
+                }
+                KubeObject::RoleBinding(binding) => role_bindings.push(binding.clone()),
+                KubeObject::Deployment(deployment) => {
+                    if !role_bindings.is_empty() || config.enable_service_account_per_app {
+                        self.apply_role_bindings(
+                            app,
+                            config,
+                            &std::mem::take(&mut role_bindings),
+                            report,
+                        )
+                        .await?;
+                    }
+                    let mut body = object.to_json();
+                    if wants_hpa && let Some(replicas) = self.live_replicas(app, facts).await? {
+                        report.info(format!(
+                            "Configured replica size ({}) for deployment is being ignored, as current running replica size is different ({replicas}) for {}",
+                            app.autoscaler.min_replicas, app.name
+                        ));
+                        body["spec"]["replicas"] = Value::from(replicas);
+                    } else {
+                        report.info(format!("Creating new deployment for {}", app.name));
+                    }
+                    let applied = self
+                        .apply_body(
+                            &ApiResource::erase::<Deployment>(&()),
+                            app,
+                            &deployment.metadata.name.clone().unwrap_or_default(),
+                            &body,
+                        )
+                        .await?;
+                    report.deployment_generation = applied.metadata.generation;
+                    report.applied.push((Kind::Deployment, name_of(object)));
+                }
+                KubeObject::PodDisruptionBudget(_) => {
+                    let mut body = object.to_json();
+                    let resource = self.pdb_resource();
+                    if self.pdb_version == PdbVersion::V1beta1 {
+                        body["apiVersion"] = Value::from("policy/v1beta1");
+                        if let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) {
+                            spec.remove("unhealthyPodEvictionPolicy");
+                        }
+                    }
+                    self.apply_body(&resource, app, &name_of(object), &body)
+                        .await?;
+                    report
+                        .applied
+                        .push((Kind::PodDisruptionBudget, name_of(object)));
+                }
+                other => {
+                    let resource = resource_of(other);
+                    if other.kind() == Kind::HorizontalPodAutoscaler {
+                        report.info(format!("Creating/updating autoscaler for {}", app.name));
+                    }
+                    self.apply_body(&resource, app, &name_of(other), &other.to_json())
+                        .await?;
+                    report.applied.push((other.kind(), name_of(other)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pdb_resource(&self) -> ApiResource {
+        match self.pdb_version {
+            PdbVersion::V1 => ApiResource::erase::<PodDisruptionBudget>(&()),
+            PdbVersion::V1beta1 => legacy("policy", "PodDisruptionBudget", "poddisruptionbudgets"),
+        }
+    }
+
+    async fn live_replicas(
+        &self,
+        app: &AppSpec,
+        facts: &ClusterFacts,
+    ) -> Result<Option<i32>, K8sError> {
+        let replicas = match facts.live_replicas {
+            Some(known) => known,
+            None => {
+                let api: Api<Deployment> = Api::namespaced(self.client.clone(), &app.namespace);
+                match api.get_opt(&app.name).await {
+                    Ok(found) => found.and_then(|d| d.spec).and_then(|s| s.replicas),
+                    Err(source) => {
+                        return Err(K8sError::api("get", "Deployment", &app.name, source));
+                    }
+                }
+            }
+        };
+        // The autoscaler does not scale a Deployment up from zero, so zero is not kept.
+        Ok(replicas.filter(|r| *r > 0))
+    }
+
+    async fn apply_body(
+        &self,
+        resource: &ApiResource,
+        app: &AppSpec,
+        name: &str,
+        body: &Value,
+    ) -> Result<DynamicObject, K8sError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &app.namespace, resource);
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
+    }
+
+    async fn apply_service_account(
+        &self,
+        app: &AppSpec,
+        account: &ServiceAccount,
+        report: &mut DeployReport,
+    ) -> Result<(), K8sError> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &app.namespace);
+        let existing = api
+            .get_opt(&app.name)
+            .await
+            .map_err(|source| K8sError::api("get", "ServiceAccount", &app.name, source))?;
+        if existing.is_some_and(|sa| !owned_by_fiaas(&sa.metadata)) {
+            report.info(format!(
+                "Found serviceAccount {} not managed by us.",
+                app.name
+            ));
+            return Ok(());
+        }
+        let pull_secrets = api
+            .get_opt("default")
+            .await
+            .map_err(|source| K8sError::api("get", "ServiceAccount", "default", source))?
+            .and_then(|sa| sa.image_pull_secrets)
+            .unwrap_or_default();
+        let mut account = account.clone();
+        account.image_pull_secrets = Some(pull_secrets);
+        let body = KubeObject::ServiceAccount(account).to_json();
+        self.apply_body(
+            &ApiResource::erase::<ServiceAccount>(&()),
+            app,
+            &app.name,
+            &body,
+        )
+        .await?;
+        report
+            .applied
+            .push((Kind::ServiceAccount, app.name.clone()));
+        Ok(())
+    }
+
+    /// Upstream's RoleBinding rules: fiaas-owned bindings of roles no longer configured go; each
+    /// configured role reuses the first listed binding of it if fiaas owns that one, is skipped
+    /// if someone else does, and gets a new `<app>-…` binding otherwise.
+    async fn apply_role_bindings(
+        &self,
+        app: &AppSpec,
+        config: &ClusterConfig,
+        desired: &[RoleBinding],
+        report: &mut DeployReport,
+    ) -> Result<(), K8sError> {
+        let api: Api<RoleBinding> = Api::namespaced(self.client.clone(), &app.namespace);
+        let selector = format!("app={}", app.name);
+        let existing = api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| K8sError::api("list", "RoleBinding", &selector, source))?
+            .items;
+        let configured = |binding: &RoleBinding| match binding.role_ref.kind.as_str() {
+            "Role" => config.list_of_roles.contains(&binding.role_ref.name),
+            "ClusterRole" => config
+                .list_of_cluster_roles
+                .contains(&binding.role_ref.name),
+            _ => false,
+        };
+        for stale in existing
+            .iter()
+            .filter(|b| owned_by_fiaas(&b.metadata) && !configured(b))
+        {
+            let name = stale.metadata.name.clone().unwrap_or_default();
+            self.delete_owned::<RoleBinding>(app, &name, stale.metadata.uid.clone())
+                .await?;
+            report.deleted.push((Kind::RoleBinding, name));
+        }
+        for binding in desired {
+            let same_role = existing.iter().find(|b| {
+                b.role_ref.kind == binding.role_ref.kind && b.role_ref.name == binding.role_ref.name
+            });
+            match same_role {
+                Some(found) if owned_by_fiaas(&found.metadata) => {
+                    let name = found.metadata.name.clone().unwrap_or_default();
+                    let mut body = KubeObject::RoleBinding(binding.clone()).to_json();
+                    body["metadata"]["name"] = Value::from(name.clone());
+                    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.remove("generateName");
+                    }
+                    self.apply_body(&ApiResource::erase::<RoleBinding>(&()), app, &name, &body)
+                        .await?;
+                    report.applied.push((Kind::RoleBinding, name));
+                }
+                Some(found) => report.info(format!(
+                    "RoleBinding {} for {} {} is not managed by us, leaving it alone",
+                    found.metadata.name.clone().unwrap_or_default(),
+                    binding.role_ref.kind,
+                    binding.role_ref.name
+                )),
+                None => {
+                    let created = api
+                        .create(
+                            &PostParams {
+                                field_manager: Some(FIELD_MANAGER.to_owned()),
+                                ..PostParams::default()
+                            },
+                            binding,
+                        )
+                        .await
+                        .map_err(|source| {
+                            K8sError::api(
+                                "create",
+                                "RoleBinding",
+                                &format!("{}-*", app.name),
+                                source,
+                            )
+                        })?;
+                    report
+                        .applied
+                        .push((Kind::RoleBinding, created.metadata.name.unwrap_or_default()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune(
+        &self,
+        app: &AppSpec,
+        config: &ClusterConfig,
+        manifests: &Manifests,
+        report: &mut DeployReport,
+    ) -> Result<(), K8sError> {
+        if manifests.absent.contains(&Kind::Service) {
+            self.delete_if_owned::<Service>(app, report, Kind::Service)
+                .await?;
+        }
+        self.prune_ingresses(app, config, manifests, report).await?;
+        if manifests.absent.contains(&Kind::HorizontalPodAutoscaler) {
+            report.info(format!("Deleting autoscaler for {}", app.name));
+            self.delete_if_owned::<HorizontalPodAutoscaler>(
+                app,
+                report,
+                Kind::HorizontalPodAutoscaler,
+            )
+            .await?;
+        }
+        if manifests.absent.contains(&Kind::PodDisruptionBudget) {
+            report.info(format!("Deleting podDisruptionBudget for {}", app.name));
+            let resource = self.pdb_resource();
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
+            if let Some(pdb) = api
+                .get_opt(&app.name)
+                .await
+                .map_err(|source| K8sError::api("get", "PodDisruptionBudget", &app.name, source))?
+                && owned_by_fiaas(&pdb.metadata)
+            {
+                self.delete_dynamic(&api, &resource, &app.name, pdb.metadata.uid)
+                    .await?;
+                report
+                    .deleted
+                    .push((Kind::PodDisruptionBudget, app.name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Delete the app's fiaas-owned Ingresses that this deploy did not apply: those of earlier
+    /// deployments (upstream's sweep) and, unlike upstream, also ones dropped without a new
+    /// deployment id.
+    async fn prune_ingresses(
+        &self,
+        app: &AppSpec,
+        config: &ClusterConfig,
+        manifests: &Manifests,
+        report: &mut DeployReport,
+    ) -> Result<(), K8sError> {
+        let resource = if config.use_networkingv1_ingress {
+            ApiResource::erase::<Ingress>(&())
+        } else {
+            legacy("extensions", "Ingress", "ingresses")
+        };
+        let wanted: Vec<String> = manifests
+            .objects
+            .iter()
+            .filter(|o| o.kind() == Kind::Ingress)
+            .map(name_of)
+            .collect();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
+        let selector = format!("app={},fiaas/deployment_id", app.name);
+        let listed = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            // An API version the cluster does not serve holds no ingresses to prune.
+            Err(e) if is_not_found(&e) => Vec::new(),
+            Err(source) => return Err(K8sError::api("list", "Ingress", &selector, source)),
+        };
+        for ingress in listed {
+            let name = ingress.metadata.name.clone().unwrap_or_default();
+            if wanted.contains(&name) || !owned_by_fiaas(&ingress.metadata) {
+                continue;
+            }
+            self.delete_dynamic(&api, &resource, &name, ingress.metadata.uid.clone())
+                .await?;
+            report.deleted.push((Kind::Ingress, name));
+        }
+        Ok(())
+    }
+
+    async fn delete_if_owned<K>(
+        &self,
+        app: &AppSpec,
+        report: &mut DeployReport,
+        kind: Kind,
+    ) -> Result<(), K8sError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &app.namespace);
+        let found = api
+            .get_opt(&app.name)
+            .await
+            .map_err(|source| K8sError::api("get", kind_name(kind), &app.name, source))?;
+        if let Some(object) = found
+            && owned_by_fiaas(object.meta())
+        {
+            self.delete_owned::<K>(app, &app.name, object.meta().uid.clone())
+                .await?;
+            report.deleted.push((kind, app.name.clone()));
+        }
+        Ok(())
+    }
+
+    async fn delete_owned<K>(
+        &self,
+        app: &AppSpec,
+        name: &str,
+        uid: Option<String>,
+    ) -> Result<(), K8sError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), &app.namespace);
+        match api.delete(name, &delete_params(uid)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(source) => Err(K8sError::api("delete", &K::kind(&()), name, source)),
+        }
+    }
+
+    async fn delete_dynamic(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        name: &str,
+        uid: Option<String>,
+    ) -> Result<(), K8sError> {
+        match api.delete(name, &delete_params(uid)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(source) => Err(K8sError::api("delete", &resource.kind, name, source)),
+        }
+    }
+}
+
+/// Delete exactly the object that was checked (a replacement with another uid is left alone).
+fn delete_params(uid: Option<String>) -> DeleteParams {
+    DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    }
+}
+
+fn legacy(group: &str, kind: &str, plural: &str) -> ApiResource {
+    ApiResource {
+        group: group.to_owned(),
+        version: "v1beta1".to_owned(),
+        api_version: format!("{group}/v1beta1"),
+        kind: kind.to_owned(),
+        plural: plural.to_owned(),
+    }
+}
+
+fn resource_of(object: &KubeObject) -> ApiResource {
+    match object {
+        KubeObject::ServiceAccount(_) => ApiResource::erase::<ServiceAccount>(&()),
+        KubeObject::RoleBinding(_) => ApiResource::erase::<RoleBinding>(&()),
+        KubeObject::Service(_) => ApiResource::erase::<Service>(&()),
+        KubeObject::Ingress(_) => ApiResource::erase::<Ingress>(&()),
+        KubeObject::LegacyIngress(_) => legacy("extensions", "Ingress", "ingresses"),
+        KubeObject::Deployment(_) => ApiResource::erase::<Deployment>(&()),
+        KubeObject::HorizontalPodAutoscaler(_) => {
+            ApiResource::erase::<HorizontalPodAutoscaler>(&())
+        }
+        KubeObject::PodDisruptionBudget(_) => ApiResource::erase::<PodDisruptionBudget>(&()),
+    }
+}
+
+/// Upstream's BestEffort rule: `hard.pods == "0"` and the literal `NotBestEffort` scope
+/// (`scopeSelector` is not consulted); a quota without `hard` does not match.
+pub fn requires_besteffort(quota: &ResourceQuota) -> bool {
+    let Some(spec) = &quota.spec else {
+        return false;
+    };
+    let zero_pods = spec
+        .hard
+        .as_ref()
+        .and_then(|hard: &BTreeMap<_, _>| hard.get("pods"))
+        .is_some_and(|q| q.0 == "0");
+    let not_besteffort = spec
+        .scopes
+        .as_ref()
+        .is_some_and(|scopes| scopes.iter().any(|s| s == "NotBestEffort"));
+    zero_pods && not_besteffort
+}

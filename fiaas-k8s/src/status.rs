@@ -1,0 +1,303 @@
+//! ApplicationStatus objects: their names, their writing and their retention.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+use crate::crd::{API_VERSION, Application, ApplicationStatus};
+use crate::error::is_not_found;
+use crate::{FIELD_MANAGER, K8sError};
+
+/// How many ApplicationStatus objects are kept per app.
+pub const STATUSES_KEPT: usize = 10;
+/// Annotation holding when a status was last written; retention sorts on it.
+pub const LAST_UPDATED: &str = "fiaas/last_updated";
+
+/// The result of a deployment, as ApplicationStatus spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeployResult {
+    /// Seen, not yet started.
+    Initiated,
+    /// Objects being applied, rollout in progress.
+    Running,
+    /// Rolled out.
+    Success,
+    /// Invalid, failed to apply, or failed to roll out.
+    Failed,
+}
+
+impl DeployResult {
+    /// The upstream's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployResult::Initiated => "INITIATED",
+            DeployResult::Running => "RUNNING",
+            DeployResult::Success => "SUCCESS",
+            DeployResult::Failed => "FAILED",
+        }
+    }
+
+    /// Whether the deployment is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, DeployResult::Success | DeployResult::Failed)
+    }
+}
+
+/// Python 2.7's `hash()` of a string, which upstream uses to name statuses; bit-exact.
+pub fn python27_hash(text: &str) -> i64 {
+    let chars: Vec<u32> = text.chars().map(u32::from).collect();
+    let Some(first) = chars.first() else {
+        return 0;
+    };
+    let mut x: u64 = u64::from(*first) << 7;
+    for c in &chars {
+        x = x.wrapping_mul(1_000_003) ^ u64::from(*c);
+    }
+    x ^= chars.len() as u64;
+    let signed = x as i64;
+    if signed == -1 { -2 } else { signed }
+}
+
+/// `<app>-<suffix>`: the suffix is the lower-case, unpadded base32 of the little-endian 8 bytes
+/// of [`python27_hash`] of the deployment id, exactly as upstream names them (so a cut-over from
+/// the Python daemon finds the statuses it wrote and does not redeploy).
+pub fn status_name(app: &str, deployment_id: &str) -> String {
+    let bytes = python27_hash(deployment_id).to_le_bytes();
+    let suffix = data_encoding::BASE32_NOPAD
+        .encode(&bytes)
+        .to_ascii_lowercase();
+    format!("{app}-{suffix}")
+}
+
+/// `fiaas/last_updated` as upstream writes it: ISO-8601 UTC with `+00:00`, microseconds left out
+/// when zero.
+pub fn last_updated_now() -> String {
+    let now = jiff::Timestamp::now();
+    let micros = now.subsec_microsecond();
+    let base = now.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    if micros == 0 {
+        format!("{base}+00:00")
+    } else {
+        format!("{base}.{micros:06}+00:00")
+    }
+}
+
+/// Whose deployment a status is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusSubject {
+    /// The Application's object name.
+    pub object_name: String,
+    /// `spec.application`.
+    pub app: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The deployment id.
+    pub deployment_id: String,
+    /// The Application's uid, for the owner reference.
+    pub uid: Option<String>,
+    /// `spec.additional_labels.status`.
+    pub labels: BTreeMap<String, String>,
+    /// `spec.additional_annotations.status`.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Writes ApplicationStatus objects (and, optionally, the Application's own status).
+#[derive(Clone)]
+pub struct StatusWriter {
+    client: Client,
+    include_status_in_app: bool,
+}
+
+impl StatusWriter {
+    /// A writer; `include_status_in_app` is the daemon flag of that name.
+    pub fn new(client: Client, include_status_in_app: bool) -> Self {
+        StatusWriter {
+            client,
+            include_status_in_app,
+        }
+    }
+
+    /// Record `result` with `logs` for the subject's deployment, then drop all but the newest
+    /// [`STATUSES_KEPT`] statuses of the app once the deployment is over.
+    pub async fn write(
+        &self,
+        subject: &StatusSubject,
+        result: DeployResult,
+        logs: &[String],
+        error_logs: &[String],
+    ) -> Result<(), K8sError> {
+        if self.include_status_in_app {
+            self.write_inline(subject, result, error_logs).await?;
+        }
+        let name = status_name(&subject.app, &subject.deployment_id);
+        let mut labels = subject.labels.clone();
+        labels.insert("app".to_owned(), subject.app.clone());
+        labels.insert(
+            "fiaas/deployment_id".to_owned(),
+            subject.deployment_id.clone(),
+        );
+        let mut annotations = subject.annotations.clone();
+        annotations.insert(LAST_UPDATED.to_owned(), last_updated_now());
+        let mut metadata = json!({
+            "name": name,
+            "namespace": subject.namespace,
+            "labels": labels,
+            "annotations": annotations,
+        });
+        if let Some(uid) = subject.uid.as_ref().filter(|u| !u.is_empty()) {
+            metadata["ownerReferences"] = json!([{
+                "apiVersion": API_VERSION, "kind": "Application", "name": subject.app,
+                "uid": uid, "controller": true, "blockOwnerDeletion": true,
+            }]);
+        }
+        let body = json!({
+            "apiVersion": API_VERSION,
+            "kind": "ApplicationStatus",
+            "metadata": metadata,
+            "result": result.as_str(),
+            "logs": logs,
+        });
+        let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), &subject.namespace);
+        api.patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| K8sError::api("apply", "ApplicationStatus", &name, source))?;
+        if result.is_final() {
+            self.retain_newest(&subject.app, &subject.namespace).await?;
+        }
+        Ok(())
+    }
+
+    /// Keep the [`STATUSES_KEPT`] most recently updated statuses of an app, delete the rest.
+    pub async fn retain_newest(&self, app: &str, namespace: &str) -> Result<(), K8sError> {
+        let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), namespace);
+        let selector = format!("app={app}");
+        let mut statuses = api
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|source| K8sError::api("list", "ApplicationStatus", &selector, source))?
+            .items;
+        if statuses.len() <= STATUSES_KEPT {
+            return Ok(());
+        }
+        let updated = |s: &kube::core::PartialObjectMeta<ApplicationStatus>| {
+            s.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(LAST_UPDATED).cloned())
+                .unwrap_or_default()
+        };
+        statuses.sort_by_key(updated);
+        let excess = statuses.len() - STATUSES_KEPT;
+        for old in statuses.into_iter().take(excess) {
+            let name = old.metadata.name.unwrap_or_default();
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(source) => {
+                    return Err(K8sError::api("delete", "ApplicationStatus", &name, source));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The result on the Application's status subresource, when the Application still asks for
+    /// this deployment (a stale deploy does not overwrite a newer one's result).
+    async fn write_inline(
+        &self,
+        subject: &StatusSubject,
+        result: DeployResult,
+        error_logs: &[String],
+    ) -> Result<(), K8sError> {
+        let api: Api<Application> = Api::namespaced(self.client.clone(), &subject.namespace);
+        let name = &subject.object_name;
+        let current = match api.get(name).await {
+            Ok(app) => app,
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(source) => return Err(K8sError::api("get", "Application", name, source)),
+        };
+        let current_id = current
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("fiaas/deployment_id"));
+        if current_id != Some(&subject.deployment_id) {
+            return Ok(());
+        }
+        let generation = current.metadata.generation.unwrap_or_default();
+        let now = Time(jiff::Timestamp::now());
+        let condition = |kind: &str, status: bool, reason: &str| Condition {
+            type_: kind.to_owned(),
+            status: if status { "True" } else { "False" }.to_owned(),
+            reason: reason.to_owned(),
+            message: format!(
+                "deployment {} is {}",
+                subject.deployment_id,
+                result.as_str()
+            ),
+            last_transition_time: now.clone(),
+            observed_generation: Some(generation),
+        };
+        let conditions = vec![
+            condition("Ready", result == DeployResult::Success, result.as_str()),
+            condition("Progressing", !result.is_final(), result.as_str()),
+        ];
+        let body = json!({
+            "apiVersion": API_VERSION,
+            "kind": "Application",
+            "status": {
+                "result": result.as_str(),
+                "observedGeneration": generation,
+                "logs": error_logs,
+                "deployment_id": subject.deployment_id,
+                "conditions": conditions,
+            },
+        });
+        api.patch_status(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .map_err(|source| K8sError::api("apply status", "Application", name, source))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_match_the_upstream_test_vectors() {
+        for (id, suffix) in [
+            ("deployment_id", "7ka6gav5mq2hc"),
+            ("test_app_deployment_id", "isb5oqum36ylo"),
+            ("deployment_id_1", "kaeingxg4ztjq"),
+            ("deployment_id_2", "kmeingxg4ztjq"),
+            ("1", "wbu5o5ibaaaaa"),
+            ("1234123", "7oc3nildo4lj6"),
+            ("", "aaaaaaaaaaaaa"),
+        ] {
+            assert_eq!(
+                status_name("app", id),
+                format!("app-{suffix}"),
+                "deployment id {id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn last_updated_reads_like_python_isoformat() {
+        let stamp = last_updated_now();
+        assert!(stamp.ends_with("+00:00"), "{stamp}");
+        assert!(stamp.len() == 25 || stamp.len() == 32, "{stamp}");
+    }
+}
