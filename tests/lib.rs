@@ -1,6 +1,8 @@
 //! Shared helpers of the cross-crate tests: where the fixtures are, and how upstream's test
 //! suite compared values.
 
+pub mod e2e;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -237,6 +239,60 @@ pub fn first_difference(expected: &Value, actual: &Value, path: &str) -> Option<
                     .then(|| format!("{path}: expected {} items, got {}", e.len(), a.len()))
             }),
         _ => (expected != actual).then(|| format!("{path}: expected {expected}, got {actual}")),
+    }
+}
+
+/// The first place `expected` is not contained in `actual` (maps: every expected key present
+/// and matching; lists: same length, element by element; scalars: equal). For live objects,
+/// whose server-defaulted fields the upstream harness projected away (catalog §6.3).
+pub fn subset_difference(expected: &Value, actual: &Value, path: &str) -> Option<String> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => e.iter().find_map(|(k, x)| {
+            let sub = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            match a.get(k) {
+                Some(y) => subset_difference(x, y, &sub),
+                None => Some(format!("{sub}: missing, expected {x}")),
+            }
+        }),
+        (Value::Array(e), Value::Array(a)) if e.len() == a.len() => e
+            .iter()
+            .zip(a)
+            .enumerate()
+            .find_map(|(i, (x, y))| subset_difference(x, y, &format!("{path}[{i}]"))),
+        _ => (expected != actual).then(|| format!("{path}: expected {expected}, got {actual}")),
+    }
+}
+
+/// Whether a test cluster is configured (`KUBECONFIG` points at it); prints the skip line when
+/// not, and fails when `FIAAS_REQUIRE_CLUSTER=1`.
+pub fn test_cluster_configured() -> bool {
+    let configured = std::env::var("FIAAS_TEST_CLUSTER").is_ok_and(|v| v == "1")
+        && std::env::var_os("KUBECONFIG").is_some();
+    let required = std::env::var("FIAAS_REQUIRE_CLUSTER").is_ok_and(|v| v == "1");
+    if !configured {
+        assert!(
+            !required,
+            "FIAAS_REQUIRE_CLUSTER=1 but no test cluster is configured (run tests/run)"
+        );
+        eprintln!("skipped: no test cluster (start one with tests/cluster/up, or run tests/run)");
+    }
+    configured
+}
+
+/// A client for the test cluster that `tests/cluster/up` started (`FIAAS_TEST_CLUSTER=1` and
+/// `KUBECONFIG` set), or `None` after one line saying the test is skipped. When
+/// `FIAAS_REQUIRE_CLUSTER=1` (the README's test command) a missing cluster fails the test.
+pub async fn test_cluster() -> Option<kube::Client> {
+    if !test_cluster_configured() {
+        return None;
+    }
+    match kube::Client::try_default().await {
+        Ok(client) => Some(client),
+        Err(e) => panic!("the test cluster is configured but unreachable: {e}"),
     }
 }
 

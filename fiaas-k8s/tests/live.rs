@@ -1,0 +1,684 @@
+//! fiaas-k8s against the real test cluster (kube-apiserver + etcd + kube-controller-manager,
+//! v1.20.2, started by `tests/cluster/up`). There is no scheduler or kubelet: where pods must
+//! become ready, the test plays the kubelet by setting their status, and the real Deployment and
+//! ReplicaSet controllers compute the Deployment's status from that.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fiaas_k8s::{
+    Application, ApplicationStatus, Applier, ClusterFacts, DeployResult, RolloutOutcome,
+    RolloutTracker, StatusSubject, StatusWriter, crds_yaml, ensure_crds, status_name,
+};
+use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts, AppSpec};
+use fiaas_tests::e2e::{
+    Case, Cluster, Deploy, expected_object, flags, input_document, main_cases,
+    service_account_cases,
+};
+use fiaas_tests::{normalise_object, read_fixture, subset_difference, test_cluster};
+use fiaas_transform::{ClusterConfig, Kind};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+
+/// A fresh namespace per test, so tests run in parallel without meeting.
+async fn namespace(client: &Client, test: &str) -> String {
+    let name = format!("{test}-{}", std::process::id());
+    let api: Api<Namespace> = Api::all(client.clone());
+    let body: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &body)
+        .await
+        .expect("create the test namespace");
+    name
+}
+
+async fn drop_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+}
+
+/// Create (or update) the Application, so owned objects have a real owner and survive the
+/// garbage collector; returns the facts a daemon would read off it.
+async fn application(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    deploy: &Deploy,
+    config: &Value,
+    labels: Option<&Value>,
+) -> AppFacts {
+    let api: Api<Application> = Api::namespaced(client.clone(), ns);
+    let mut spec = json!({"application": name, "image": deploy.image, "config": config});
+    if let Some(labels) = labels {
+        spec["additional_labels"] = labels.clone();
+    }
+    let body = json!({
+        "apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+        "metadata": {"name": name, "namespace": ns, "labels": {"fiaas/deployment_id": deploy.deployment_id}},
+        "spec": spec,
+    });
+    let app = api
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("apply the Application");
+    AppFacts {
+        name: name.to_owned(),
+        namespace: ns.to_owned(),
+        image: deploy.image.to_owned(),
+        deployment_id: deploy.deployment_id.to_owned(),
+        uid: app.metadata.uid,
+        additional_labels: labels
+            .map(|l| serde_json::from_value::<AdditionalLabelsOrAnnotations>(l.clone()).unwrap()),
+        additional_annotations: None,
+    }
+}
+
+fn resource(kind: Kind) -> ApiResource {
+    match kind {
+        Kind::Service => ApiResource::erase::<Service>(&()),
+        Kind::Deployment => ApiResource::erase::<Deployment>(&()),
+        Kind::Ingress => ApiResource::erase::<Ingress>(&()),
+        Kind::HorizontalPodAutoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        Kind::ServiceAccount => ApiResource::erase::<ServiceAccount>(&()),
+        Kind::RoleBinding => ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&()),
+        Kind::PodDisruptionBudget => ApiResource {
+            group: "policy".into(),
+            version: "v1beta1".into(),
+            api_version: "policy/v1beta1".into(),
+            kind: "PodDisruptionBudget".into(),
+            plural: "poddisruptionbudgets".into(),
+        },
+    }
+}
+
+async fn live(client: &Client, ns: &str, kind: Kind, name: &str) -> Option<Value> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource(kind));
+    api.get_opt(name)
+        .await
+        .expect("read a live object")
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+async fn deploy_case(
+    client: &Client,
+    applier: &Applier,
+    ns: &str,
+    case: &Case,
+    cluster: Cluster,
+    deploy: &Deploy,
+) -> Vec<String> {
+    let config = ClusterConfig::from_args(flags(cluster, true), None).unwrap();
+    let document = input_document(case, deploy);
+    let facts = application(
+        client,
+        ns,
+        case.name,
+        deploy,
+        &document,
+        case.labels.as_ref(),
+    )
+    .await;
+    let app = fiaas_spec::from_document(&document, &facts).unwrap();
+    applier
+        .deploy(&app, &config, &ClusterFacts::default())
+        .await
+        .expect("deploy");
+    let uid = facts.uid.clone().unwrap_or_default();
+    let mut failures = Vec::new();
+    for (kind, file, _) in &case.expected {
+        let mut expected = expected_object(file, cluster, deploy, case.name, &uid);
+        expected["metadata"]["namespace"] = Value::from(ns);
+        let name = expected["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match live(client, ns, *kind, &name).await {
+            None => failures.push(format!(
+                "{}: {file}: {kind:?} {name} does not exist",
+                case.name
+            )),
+            Some(actual) => {
+                if let Some(diff) =
+                    subset_difference(&normalise_object(&expected), &normalise_object(&actual), "")
+                {
+                    failures.push(format!("{}: {file}: {diff}", case.name));
+                }
+            }
+        }
+    }
+    for kind in &case.absent {
+        if live(client, ns, *kind, case.name).await.is_some() {
+            failures.push(format!(
+                "{}: {kind:?} exists, but upstream asserts it does not",
+                case.name
+            ));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn every_e2e_pairing_deploys_to_the_expected_live_objects() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    ensure_crds(&client)
+        .await
+        .expect("CRDs apply (and re-apply) cleanly");
+    let applier = Applier::new(client.clone()).await.unwrap();
+    // The expected files hash the namespace `default` into TLS hosts and Datadog tags.
+    let ns = "default";
+    let mut failures = Vec::new();
+    for case in main_cases() {
+        failures.extend(
+            deploy_case(
+                &client,
+                &applier,
+                ns,
+                &case,
+                Cluster::Main("ClusterIP"),
+                &Deploy::first(),
+            )
+            .await,
+        );
+        failures.extend(
+            deploy_case(
+                &client,
+                &applier,
+                ns,
+                &case,
+                Cluster::Main("ClusterIP"),
+                &Deploy::second(&case),
+            )
+            .await,
+        );
+        let apps: Api<Application> = Api::namespaced(client.clone(), ns);
+        apps.delete(case.name, &DeleteParams::default())
+            .await
+            .expect("delete the Application");
+    }
+    let ns = namespace(&client, "e2e-sa").await;
+    for case in service_account_cases() {
+        failures.extend(
+            deploy_case(
+                &client,
+                &applier,
+                &ns,
+                &case,
+                Cluster::ServiceAccount,
+                &Deploy::first(),
+            )
+            .await,
+        );
+    }
+    drop_namespace(&client, &ns).await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+async fn deploy_doc(
+    client: &Client,
+    applier: &Applier,
+    ns: &str,
+    name: &str,
+    deploy: &Deploy,
+    doc: Value,
+    args: &[&str],
+) -> AppSpec {
+    let facts = application(client, ns, name, deploy, &doc, None).await;
+    let app = fiaas_spec::from_document(&doc, &facts).unwrap();
+    let mut argv = vec![
+        "fiaas",
+        "--use-networkingv1-ingress",
+        "--ingress-suffix",
+        "svc.test.example.com",
+    ];
+    argv.extend(args);
+    let config = ClusterConfig::from_args(argv, None).unwrap();
+    applier
+        .deploy(&app, &config, &ClusterFacts::default())
+        .await
+        .expect("deploy");
+    app
+}
+
+#[tokio::test]
+async fn a_second_deployment_updates_in_place_prunes_and_keeps_hpa_replicas() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    let ns = namespace(&client, "redeploy").await;
+    let name = "multi";
+    let doc =
+        fiaas_spec::parse_document(&read_fixture("specs/v3/data/examples/multiple_ingress.yml"))
+            .unwrap();
+    deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        name,
+        &Deploy::first(),
+        doc.clone(),
+        &[],
+    )
+    .await;
+    assert!(live(&client, &ns, Kind::Ingress, "multi-1").await.is_some());
+    assert!(
+        live(&client, &ns, Kind::PodDisruptionBudget, name)
+            .await
+            .is_some(),
+        "PDB via the policy/v1beta1 fallback"
+    );
+
+    // The HPA controller scales the Deployment (through the scale subresource).
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .patch_scale(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 4}})),
+        )
+        .await
+        .unwrap();
+
+    let mut fewer = doc.clone();
+    fewer["ingress"].as_array_mut().unwrap().pop();
+    deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        name,
+        &Deploy::second(&Case {
+            input: "",
+            name,
+            labels: None,
+            expected: vec![],
+            absent: vec![],
+        }),
+        fewer,
+        &[],
+    )
+    .await;
+    assert!(
+        live(&client, &ns, Kind::Ingress, "multi-1").await.is_none(),
+        "the stale Ingress is pruned"
+    );
+    let ingress = live(&client, &ns, Kind::Ingress, name)
+        .await
+        .expect("the default Ingress stays");
+    assert_eq!(
+        ingress["metadata"]["labels"]["fiaas/deployment_id"],
+        "deployment_id_2"
+    );
+    let deployment = deployments.get(name).await.unwrap();
+    assert_eq!(
+        deployment.spec.as_ref().unwrap().replicas,
+        Some(4),
+        "HPA-set replicas are kept"
+    );
+    let image = &deployment.spec.unwrap().template.spec.unwrap().containers[0].image;
+    assert_eq!(
+        image.as_deref(),
+        Some("finntech/application-name:321"),
+        "updated in place"
+    );
+
+    // Autoscaling off, no ports, a single replica: HPA, Service, Ingress and PDB go.
+    let gone = json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1}, "ports": [],
+        "healthchecks": {"liveness": {"execute": {"command": "true"}}}});
+    deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        name,
+        &Deploy {
+            deployment_id: "deployment_id_3",
+            ..Deploy::first()
+        },
+        gone,
+        &[],
+    )
+    .await;
+    for kind in [
+        Kind::HorizontalPodAutoscaler,
+        Kind::Service,
+        Kind::Ingress,
+        Kind::PodDisruptionBudget,
+    ] {
+        assert!(
+            live(&client, &ns, kind, name).await.is_none(),
+            "{kind:?} is pruned"
+        );
+    }
+    assert!(
+        live(&client, &ns, Kind::Deployment, name).await.is_some(),
+        "the Deployment is never pruned"
+    );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn foreign_objects_are_neither_overwritten_nor_deleted() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    let ns = namespace(&client, "foreign").await;
+    let name = "owned-elsewhere";
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let account: ServiceAccount =
+        serde_json::from_value(json!({"metadata": {"name": name, "labels": {"owner": "someone"}}}))
+            .unwrap();
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let hpa: HorizontalPodAutoscaler = serde_json::from_value(json!({"metadata": {"name": name},
+        "spec": {"maxReplicas": 3, "scaleTargetRef": {"kind": "Deployment", "name": name, "apiVersion": "apps/v1"}}})).unwrap();
+    hpas.create(&PostParams::default(), &hpa).await.unwrap();
+
+    let doc = json!({"version": 3, "replicas": {"minimum": 2, "maximum": 2}});
+    deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        name,
+        &Deploy::first(),
+        doc,
+        &["--enable-service-account-per-app"],
+    )
+    .await;
+    let account = accounts.get(name).await.unwrap();
+    let labels = account.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("owner").map(String::as_str), Some("someone"));
+    assert!(
+        !labels.contains_key("fiaas/deployment_id"),
+        "the foreign ServiceAccount is not overwritten"
+    );
+    assert!(
+        hpas.get_opt(name).await.unwrap().is_some(),
+        "the foreign HPA is not deleted"
+    );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn besteffort_quota_renders_without_resources() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    let ns = namespace(&client, "besteffort").await;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
+    let quota: ResourceQuota =
+        serde_json::from_value(json!({"metadata": {"name": "besteffort-only"},
+        "spec": {"hard": {"pods": "0"}, "scopes": ["NotBestEffort"]}}))
+        .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    assert!(applier.besteffort_required(&ns).await.unwrap());
+    deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        "lean",
+        &Deploy::first(),
+        json!({"version": 3}),
+        &[],
+    )
+    .await;
+    let deployment = live(&client, &ns, Kind::Deployment, "lean").await.unwrap();
+    let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert!(
+        resources.get("limits").is_none() && resources.get("requests").is_none(),
+        "{resources}"
+    );
+    assert!(
+        live(&client, &ns, Kind::HorizontalPodAutoscaler, "lean")
+            .await
+            .is_none(),
+        "no CPU request, no HPA"
+    );
+    drop_namespace(&client, &ns).await;
+}
+
+/// Play the kubelet: mark every pod of the app running and ready.
+async fn make_pods_ready(client: &Client, ns: &str, app: &str) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("app={app}")))
+        .await
+        .unwrap();
+    for pod in listed.items {
+        let name = pod.metadata.name.unwrap_or_default();
+        let now = jiff::Timestamp::now().to_string();
+        let status = json!({"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
+        let _ = pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn rollout_tracking_reports_success_deadline_and_timeout() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    let ns = namespace(&client, "rollout").await;
+    let (tracker, watch) = RolloutTracker::new(client.clone(), Some(&ns));
+    tokio::spawn(watch);
+
+    // Success: the controllers see ready pods and report the Deployment available.
+    let ready = deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        "ready",
+        &Deploy::first(),
+        json!({"version": 3, "replicas": {"minimum": 2, "maximum": 2}}),
+        &[],
+    )
+    .await;
+    let waiting = {
+        let (tracker, app) = (tracker.clone(), ready.clone());
+        tokio::spawn(async move {
+            tracker
+                .wait(&app, None, Duration::from_secs(90), false)
+                .await
+        })
+    };
+    let kubelet = {
+        let client = client.clone();
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            loop {
+                make_pods_ready(&client, &ns, "ready").await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+    };
+    assert_eq!(waiting.await.unwrap(), RolloutOutcome::Ready);
+    kubelet.abort();
+
+    // Timeout: nobody makes the pods ready.
+    let stuck = deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        "stuck",
+        &Deploy::first(),
+        json!({"version": 3}),
+        &[],
+    )
+    .await;
+    let outcome = tracker
+        .wait(&stuck, None, Duration::from_secs(2), false)
+        .await;
+    assert_eq!(
+        outcome,
+        RolloutOutcome::Failed(
+            "Timed out after 2 seconds waiting for stuck to become ready".into()
+        )
+    );
+
+    // Progress deadline: the Deployment controller gives up after one second.
+    let slow = deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        "slow",
+        &Deploy::first(),
+        json!({"version": 3}),
+        &[],
+    )
+    .await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .patch(
+            "slow",
+            &PatchParams::apply("test-operator"),
+            &Patch::Apply(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "slow"},
+            "spec": {"progressDeadlineSeconds": 1}})),
+        )
+        .await
+        .unwrap();
+    match tracker
+        .wait(&slow, None, Duration::from_secs(90), false)
+        .await
+    {
+        RolloutOutcome::Failed(reason) => assert!(
+            reason.contains("exceeded its progress deadline"),
+            "{reason}"
+        ),
+        other => panic!("expected a progress deadline failure, got {other:?}"),
+    }
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn application_statuses_are_named_sequenced_and_kept_to_ten() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = namespace(&client, "status").await;
+    let facts = application(
+        &client,
+        &ns,
+        "statusapp",
+        &Deploy::first(),
+        &json!({"version": 3}),
+        None,
+    )
+    .await;
+    let writer = StatusWriter::new(client.clone(), true);
+    let subject = |id: &str| StatusSubject {
+        object_name: "statusapp".into(),
+        app: "statusapp".into(),
+        namespace: ns.clone(),
+        deployment_id: id.into(),
+        uid: facts.uid.clone(),
+        labels: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
+        annotations: BTreeMap::new(),
+    };
+    let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
+    let name = status_name("statusapp", "deployment_id_1");
+    assert_eq!(name, "statusapp-kaeingxg4ztjq");
+    for (result, lines) in [
+        (DeployResult::Initiated, 1),
+        (DeployResult::Running, 2),
+        (DeployResult::Success, 3),
+    ] {
+        let logs: Vec<String> = (0..lines).map(|i| format!("line {i}")).collect();
+        writer
+            .write(&subject("deployment_id_1"), result, &logs, &[])
+            .await
+            .unwrap();
+        let written = statuses.get(&name).await.unwrap();
+        assert_eq!(written.result, result.as_str());
+        assert_eq!(written.logs.len(), lines);
+        let labels = written.metadata.labels.unwrap_or_default();
+        assert_eq!(labels["app"], "statusapp");
+        assert_eq!(labels["team"], "core");
+        assert!(
+            written
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("fiaas/last_updated")
+        );
+        assert_eq!(
+            written.metadata.owner_references.unwrap()[0].uid,
+            facts.uid.clone().unwrap()
+        );
+    }
+    let apps: Api<Application> = Api::namespaced(client.clone(), &ns);
+    let inline = apps
+        .get("statusapp")
+        .await
+        .unwrap()
+        .status
+        .expect("the inline status");
+    assert_eq!(inline.result.as_deref(), Some("SUCCESS"));
+    assert_eq!(inline.deployment_id.as_deref(), Some("deployment_id_1"));
+    let ready = inline
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+
+    for i in 2..=12 {
+        writer
+            .write(
+                &subject(&format!("deployment_id_{i}")),
+                DeployResult::Failed,
+                &[],
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    let left = statuses
+        .list(&ListParams::default().labels("app=statusapp"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(left.len(), 10);
+    let names: Vec<String> = left
+        .iter()
+        .filter_map(|s| s.metadata.name.clone())
+        .collect();
+    assert!(
+        !names.contains(&name) && !names.contains(&status_name("statusapp", "deployment_id_2")),
+        "the two oldest go"
+    );
+    assert!(names.contains(&status_name("statusapp", "deployment_id_12")));
+    drop_namespace(&client, &ns).await;
+}
+
+#[test]
+fn the_committed_crds_are_the_generated_ones() {
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml"))
+            .unwrap();
+    assert_eq!(
+        committed,
+        crds_yaml(),
+        "deploy/crds.yaml is stale: regenerate it with `fiaas crd > deploy/crds.yaml`"
+    );
+}
