@@ -23,6 +23,20 @@ use crate::crd::API_VERSION;
 use crate::error::is_not_found;
 use crate::{FIELD_MANAGER, K8sError};
 
+/// A hook that may rewrite each object before it is applied (the daemon's extension hook).
+///
+/// Called for the Deployment, the Service, each Ingress, the HPA and the PDB, as upstream does;
+/// `Ok(None)` keeps the object, `Ok(Some(object))` replaces it, `Err` fails the deploy.
+pub trait ObjectHook: Send + Sync {
+    /// Rewrite `object` of `kind` (`Deployment`, `Service`, `Ingress`, …).
+    fn call<'a>(
+        &'a self,
+        kind: &'a str,
+        object: &'a Value,
+        app_config: &'a Value,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Value>, String>>;
+}
+
 /// Which PodDisruptionBudget API the cluster serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PdbVersion {
@@ -41,6 +55,15 @@ pub struct ClusterFacts {
     /// Whether the namespace only admits BestEffort pods (a daemon reads its quota cache;
     /// otherwise the applier lists the quotas).
     pub besteffort_qos: Option<bool>,
+}
+
+/// Options of one deploy beyond the app and the cluster configuration.
+#[derive(Clone, Copy)]
+pub struct DeployOptions<'a> {
+    /// What is already known about the cluster.
+    pub facts: &'a ClusterFacts,
+    /// The extension hook, if one is configured.
+    pub hook: Option<&'a dyn ObjectHook>,
 }
 
 /// What one deploy did.
@@ -143,8 +166,9 @@ impl Applier {
         &self,
         app: &AppSpec,
         config: &ClusterConfig,
-        facts: &ClusterFacts,
+        options: DeployOptions<'_>,
     ) -> Result<DeployReport, K8sError> {
+        let facts = options.facts;
         let besteffort_qos = match facts.besteffort_qos {
             Some(known) => known,
             None => self.besteffort_required(&app.namespace).await?,
@@ -154,7 +178,7 @@ impl Applier {
             notes: manifests.notes.clone(),
             ..DeployReport::default()
         };
-        self.apply_all(app, config, facts, &manifests, &mut report)
+        self.apply_all(app, config, options, &manifests, &mut report)
             .await?;
         self.prune(app, config, &manifests, &mut report).await?;
         Ok(report)
@@ -164,10 +188,11 @@ impl Applier {
         &self,
         app: &AppSpec,
         config: &ClusterConfig,
-        facts: &ClusterFacts,
+        options: DeployOptions<'_>,
         manifests: &Manifests,
         report: &mut DeployReport,
     ) -> Result<(), K8sError> {
+        let facts = options.facts;
         let wants_hpa = !manifests.absent.contains(&Kind::HorizontalPodAutoscaler);
         let mut role_bindings = Vec::new();
         for object in &manifests.objects {
@@ -196,6 +221,7 @@ impl Applier {
                     } else {
                         report.info(format!("Creating new deployment for {}", app.name));
                     }
+                    let body = hooked(options.hook, "Deployment", body, &app.app_config).await?;
                     let applied = self
                         .apply_body(
                             &ApiResource::erase::<Deployment>(&()),
@@ -547,6 +573,25 @@ impl Applier {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(source) => Err(K8sError::api("delete", &resource.kind, name, source)),
         }
+    }
+}
+
+async fn hooked(
+    hook: Option<&dyn ObjectHook>,
+    kind: &str,
+    body: Value,
+    app_config: &Value,
+) -> Result<Value, K8sError> {
+    let Some(hook) = hook else {
+        return Ok(body);
+    };
+    match hook.call(kind, &body, app_config).await {
+        Ok(Some(replaced)) => Ok(replaced),
+        Ok(None) => Ok(body),
+        Err(reason) => Err(K8sError::Hook {
+            kind: kind.to_owned(),
+            reason,
+        }),
     }
 }
 

@@ -19,13 +19,11 @@ pub enum K8sError {
     /// The app cannot be rendered.
     #[error(transparent)]
     Transform(#[from] fiaas_transform::TransformError),
-    /// An object could not be turned into a request body.
-    #[error("{kind} {name}: {reason}")]
-    Encode {
+    /// The extension hook failed for an object.
+    #[error("extension hook for {kind}: {reason}")]
+    Hook {
         /// Kind of the object.
         kind: String,
-        /// Name of the object.
-        name: String,
         /// What went wrong.
         reason: String,
     },

@@ -7,7 +7,7 @@ mod error;
 pub mod rollout;
 pub mod status;
 
-pub use apply::{Applier, ClusterFacts, DeployReport, PdbVersion};
+pub use apply::{Applier, ClusterFacts, DeployOptions, DeployReport, ObjectHook, PdbVersion};
 pub use crd::{
     Application, ApplicationResult, ApplicationSpec, ApplicationStatus, crds, crds_yaml,
     ensure_crds,

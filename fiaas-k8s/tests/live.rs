@@ -130,7 +130,7 @@ async fn deploy_case(
     .await;
     let app = fiaas_spec::from_document(&document, &facts).unwrap();
     applier
-        .deploy(&app, &config, &ClusterFacts::default())
+        .deploy(&app, &config, DeployOptions { facts: &ClusterFacts::default(), hook: None })
         .await
         .expect("deploy");
     let uid = facts.uid.clone().unwrap_or_default();
@@ -245,7 +245,7 @@ async fn deploy_doc(
     argv.extend(args);
     let config = ClusterConfig::from_args(argv, None).unwrap();
     applier
-        .deploy(&app, &config, &ClusterFacts::default())
+        .deploy(&app, &config, DeployOptions { facts: &ClusterFacts::default(), hook: None })
         .await
         .expect("deploy");
     app
