@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use fiaas_k8s::{
-    Application, ApplicationStatus, Applier, ClusterFacts, DeployResult, RolloutOutcome,
-    RolloutTracker, StatusSubject, StatusWriter, crds_yaml, ensure_crds, status_name,
+    Application, ApplicationStatus, Applier, ClusterFacts, DeployOptions, DeployResult,
+    RolloutOutcome, RolloutTracker, StatusSubject, StatusWriter, crds_yaml, ensure_crds,
+    status_name,
 };
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts, AppSpec};
 use fiaas_tests::e2e::{
@@ -130,7 +131,14 @@ async fn deploy_case(
     .await;
     let app = fiaas_spec::from_document(&document, &facts).unwrap();
     applier
-        .deploy(&app, &config, DeployOptions { facts: &ClusterFacts::default(), hook: None })
+        .deploy(
+            &app,
+            &config,
+            DeployOptions {
+                facts: &ClusterFacts::default(),
+                hook: None,
+            },
+        )
         .await
         .expect("deploy");
     let uid = facts.uid.clone().unwrap_or_default();
@@ -245,7 +253,14 @@ async fn deploy_doc(
     argv.extend(args);
     let config = ClusterConfig::from_args(argv, None).unwrap();
     applier
-        .deploy(&app, &config, DeployOptions { facts: &ClusterFacts::default(), hook: None })
+        .deploy(
+            &app,
+            &config,
+            DeployOptions {
+                facts: &ClusterFacts::default(),
+                hook: None,
+            },
+        )
         .await
         .expect("deploy");
     app
