@@ -1,1 +1,295 @@
-fn main() {}
+//! `fiaas-deploy-daemon-bootstrap`: deploy, once, the Applications labelled
+//! `fiaas/bootstrap=true` in the daemon's namespace (or one app straight from a fiaas.yml), wait
+//! until every one has rolled out, and exit 0, or exit 1 naming each app and its final state.
+//! The same apply, prune and rollout tracking as the daemon; only the wiring is here.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use fiaas_daemon::application::ApplicationView;
+use fiaas_daemon::deployer::{Cancel, Deployer};
+use fiaas_daemon::hook::ExtensionHook;
+use fiaas_daemon::logging;
+use fiaas_daemon::startup::{self, NAMESPACE_FILE};
+use fiaas_k8s::{
+    Applier, ClusterFacts, DeployOptions, DeployResult, RolloutOutcome, RolloutTracker,
+    StatusWriter, rollout_timeout,
+};
+use fiaas_spec::AppFacts;
+use fiaas_transform::ClusterConfig;
+use fiaas_transform::config::{ClusterArgs, ConfigError, DEFAULT_CONFIG_FILE};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use tokio::sync::{Semaphore, watch};
+
+#[derive(Parser)]
+#[command(
+    name = "fiaas-deploy-daemon-bootstrap",
+    version,
+    about = "Deploy the bootstrap Applications once and wait for them"
+)]
+struct Cli {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// Deploy this fiaas.yml instead of the bootstrap Applications (needs --name and --image).
+    #[arg(long, value_name = "FIAAS_YML")]
+    app: Option<PathBuf>,
+    /// Application name, with --app.
+    #[arg(long, requires = "app")]
+    name: Option<String>,
+    /// Container image, with --app.
+    #[arg(long, requires = "app")]
+    image: Option<String>,
+    /// Deployment id, with --app.
+    #[arg(long, requires = "app", default_value = "1")]
+    deployment_id: String,
+    /// How long to wait for every app to roll out.
+    #[arg(long, default_value_t = 120)]
+    timeout_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let config = match ClusterConfig::from_matches(&matches, Some(Path::new(DEFAULT_CONFIG_FILE))) {
+        Ok(config) => config.with_env_identity(),
+        Err(ConfigError::CommandLine(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("fiaas-deploy-daemon-bootstrap: {e}");
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    if let Err(e) = logging::init(config.log_format, config.debug) {
+        eprintln!("fiaas-deploy-daemon-bootstrap: cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("fiaas-deploy-daemon-bootstrap: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            tracing::error!("General failure! {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Final state of each app, as the summary prints it.
+type States = Arc<Mutex<BTreeMap<String, String>>>;
+
+async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<bool> {
+    let namespace = startup::namespace(Path::new(NAMESPACE_FILE), std::env::var("NAMESPACE").ok())?;
+    let client = kube::Client::try_from(startup::kube_config(&config, &namespace).await?)
+        .context("creating the Kubernetes client")?;
+    let applier = Applier::new(client.clone()).await?;
+    let (tracker, tracking) = RolloutTracker::new(client.clone(), Some(&namespace));
+    tokio::spawn(tracking);
+    let timeout = Duration::from_secs(cli.timeout_seconds);
+    let states: States = Arc::default();
+
+    let work = async {
+        match &cli.app {
+            Some(file) => {
+                deploy_file(&config, &cli, file, &namespace, &applier, &tracker, &states).await
+            }
+            None => {
+                deploy_applications(
+                    config.clone(),
+                    &client,
+                    &namespace,
+                    applier.clone(),
+                    tracker.clone(),
+                    &states,
+                )
+                .await
+            }
+        }
+    };
+    let progress = tokio::spawn(report_progress(states.clone()));
+    let finished = tokio::time::timeout(timeout, work).await;
+    progress.abort();
+    let snapshot = states.lock().map(|s| s.clone()).unwrap_or_default();
+    match finished {
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(())) if snapshot.values().all(|s| s == "SUCCESS") => {
+            tracing::info!("Bootstrapped {} applications", snapshot.len());
+            Ok(true)
+        }
+        outcome => {
+            if outcome.is_err() {
+                tracing::error!(
+                    "Timed out after waiting {}s for applications to become ready.",
+                    timeout.as_secs()
+                );
+            }
+            tracing::error!("Applications which failed to become ready:");
+            for (app, state) in &snapshot {
+                tracing::error!("{app} in namespace {namespace} had final state {state}");
+                eprintln!("{app} in namespace {namespace}: {state}");
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Every 5 s, tell which apps are still rolling out.
+async fn report_progress(states: States) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let waiting: Vec<String> = states
+            .lock()
+            .map(|s| {
+                s.iter()
+                    .filter(|(_, v)| *v == "RUNNING")
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !waiting.is_empty() {
+            eprintln!("still rolling out: {}", waiting.join(", "));
+        }
+    }
+}
+
+async fn deploy_applications(
+    config: ClusterConfig,
+    client: &kube::Client,
+    namespace: &str,
+    applier: Applier,
+    tracker: RolloutTracker,
+    states: &States,
+) -> anyhow::Result<()> {
+    if !config.enable_crd_support {
+        anyhow::bail!("bootstrapping Applications requires --enable-crd-support");
+    }
+    let resource = ApiResource::erase::<fiaas_k8s::Application>(&());
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let listed = api
+        .list(&ListParams::default().labels("fiaas/bootstrap=true"))
+        .await
+        .context("listing the bootstrap Applications")?;
+    let hook = ExtensionHook::from_config(&config).context("extension hook")?;
+    let config = Arc::new(config);
+    let deployer = Arc::new(Deployer {
+        statuses: StatusWriter::new(client.clone(), config.include_status_in_app),
+        config,
+        applier,
+        tracker,
+        events: None,
+        usage: None,
+        hook,
+        permits: Arc::new(Semaphore::new(20)),
+    });
+    let (_keep_going, cancel) = watch::channel(Cancel::No);
+    let mut deploys = Vec::new();
+    for object in &listed.items {
+        let view = ApplicationView::of(object);
+        if view.deployment_id.is_none() {
+            tracing::error!(
+                "Application {} has no fiaas/deployment_id label",
+                view.object_name
+            );
+            set(states, &view.app, "FAILED (no fiaas/deployment_id label)");
+            continue;
+        }
+        set(states, &view.app, "RUNNING");
+        let (deployer, cancel, states) = (deployer.clone(), cancel.clone(), states.clone());
+        deploys.push(async move {
+            let app = view.app.clone();
+            let result = deployer.run(view, cancel).await;
+            set(
+                &states,
+                &app,
+                result.map_or("UNFINISHED", DeployResult::as_str),
+            );
+        });
+    }
+    futures::future::join_all(deploys).await;
+    Ok(())
+}
+
+async fn deploy_file(
+    config: &ClusterConfig,
+    cli: &Cli,
+    file: &Path,
+    namespace: &str,
+    applier: &Applier,
+    tracker: &RolloutTracker,
+    states: &States,
+) -> anyhow::Result<()> {
+    let (Some(name), Some(image)) = (&cli.name, &cli.image) else {
+        anyhow::bail!("--app needs --name and --image");
+    };
+    set(states, name, "RUNNING");
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let facts = AppFacts {
+        name: name.clone(),
+        namespace: namespace.to_owned(),
+        image: image.clone(),
+        deployment_id: cli.deployment_id.clone(),
+        ..AppFacts::default()
+    };
+    let app = match fiaas_spec::load(&text, &facts) {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("{}: {e}", file.display());
+            set(states, name, "FAILED (invalid fiaas.yml)");
+            return Ok(());
+        }
+    };
+    let report = match applier
+        .deploy(
+            &app,
+            config,
+            DeployOptions {
+                facts: &ClusterFacts::default(),
+                hook: None,
+            },
+        )
+        .await
+    {
+        Ok(report) => report,
+        Err(e) => {
+            tracing::error!("Failed to deploy {name}: {e}");
+            set(states, name, "FAILED");
+            return Ok(());
+        }
+    };
+    let timeout = rollout_timeout(&app, config.ready_check_timeout_multiplier);
+    match tracker
+        .wait(&app, report.deployment_generation, timeout, false)
+        .await
+    {
+        RolloutOutcome::Ready => set(states, name, "SUCCESS"),
+        RolloutOutcome::Failed(reason) => {
+            tracing::error!("{reason}");
+            set(states, name, "FAILED");
+        }
+    }
+    Ok(())
+}
+
+fn set(states: &States, app: &str, state: &str) {
+    if let Ok(mut states) = states.lock() {
+        states.insert(app.to_owned(), state.to_owned());
+    }
+}

@@ -62,7 +62,11 @@ impl Health {
                 }
             })
             .collect();
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 
@@ -102,6 +106,9 @@ mod tests {
         watcher.beat();
         assert!(health.check().is_ok());
         deployer.stop("panicked");
-        assert_eq!(health.check().unwrap_err(), vec!["deployer stopped: panicked".to_owned()]);
+        assert_eq!(
+            health.check().unwrap_err(),
+            vec!["deployer stopped: panicked".to_owned()]
+        );
     }
 }

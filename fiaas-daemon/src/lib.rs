@@ -1,9 +1,13 @@
 //! fiaas-deploy-daemon as a library: the pieces the binary wires together, usable by other tools
 //! that want to embed fiaas' deploy loop.
 
+pub mod application;
+pub mod controller;
+pub mod deployer;
 pub mod health;
 pub mod hook;
 pub mod logging;
 pub mod metrics;
+pub mod startup;
 pub mod usage;
 pub mod web;

@@ -1,1 +1,215 @@
-fn main() {}
+//! `fiaas-deploy-daemon`: watches Applications and deploys them. The wiring only; the parts live
+//! in the fiaas-daemon library.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use fiaas_daemon::controller::Controller;
+use fiaas_daemon::deployer::Deployer;
+use fiaas_daemon::health::Health;
+use fiaas_daemon::hook::ExtensionHook;
+use fiaas_daemon::startup::{self, NAMESPACE_FILE};
+use fiaas_daemon::usage::{UsageReporter, UsageSettings};
+use fiaas_daemon::web::{self, WebState};
+use fiaas_daemon::{logging, metrics};
+use fiaas_k8s::{Applier, RolloutTracker, StatusWriter};
+use fiaas_transform::ClusterConfig;
+use fiaas_transform::config::{ClusterArgs, ConfigError, DEFAULT_CONFIG_FILE};
+use kube::runtime::events::{Recorder, Reporter};
+use tokio::sync::{Semaphore, watch};
+
+/// The daemon's own flags, next to the upstream's.
+#[derive(Parser)]
+#[command(
+    name = "fiaas-deploy-daemon",
+    version,
+    about = "Deploys fiaas Applications"
+)]
+struct Cli {
+    #[command(flatten)]
+    cluster: ClusterArgs,
+    /// How many deploys may talk to the API server at once.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    max_concurrent_deploys: u32,
+    /// Seconds to let in-flight applies finish after SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace_seconds: u64,
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let config = match ClusterConfig::from_matches(&matches, Some(Path::new(DEFAULT_CONFIG_FILE))) {
+        Ok(config) => config.with_env_identity(),
+        Err(ConfigError::CommandLine(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("fiaas-deploy-daemon: {e}");
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    if let Err(e) = logging::init(config.log_format, config.debug) {
+        eprintln!("fiaas-deploy-daemon: cannot set up logging: {e}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("General failure! cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("General failure! {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
+    startup::warn_if_env_variable_config();
+    tracing::info!("fiaas-deploy-daemon starting with configuration {config:?}");
+    let namespace = startup::namespace(Path::new(NAMESPACE_FILE), std::env::var("NAMESPACE").ok())?;
+    let handle = metrics::install(&config.version).context("installing the metrics recorder")?;
+    // Upstream builds a default AppSpec at start-up through its counted factory.
+    metrics::yml_version_seen("3", "None");
+    let health = Health::default();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_termination().await;
+        tracing::info!("Termination requested; finishing in-flight applies");
+        let _ = shutdown_tx.send(true);
+    });
+
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+        .await
+        .with_context(|| format!("binding the web server to port {}", config.port))?;
+    let web_shutdown = {
+        let mut rx = shutdown_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let web = tokio::spawn(web::serve(
+        listener,
+        WebState {
+            metrics: handle,
+            health: health.clone(),
+        },
+        web_shutdown,
+    ));
+
+    if config.enable_crd_support {
+        let kube_config = startup::kube_config(&config, &namespace).await?;
+        let client =
+            kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
+        if !config.disable_crd_creation {
+            retry_until_ok("creating the CRDs", &shutdown_rx, || {
+                fiaas_k8s::ensure_crds(&client)
+            })
+            .await?;
+        }
+        let applier = retry_until_ok("discovering the API server", &shutdown_rx, || {
+            Applier::new(client.clone())
+        })
+        .await?;
+        let scope = (!config.enable_deprecated_multi_namespace_support).then(|| namespace.clone());
+        let (tracker, tracking) = RolloutTracker::new(client.clone(), scope.as_deref());
+        tokio::spawn(tracking);
+        let usage = match UsageSettings::from_config(&config).context("usage reporting")? {
+            Some(settings) => {
+                let (reporter, sending) = UsageReporter::new(settings);
+                tokio::spawn(sending);
+                Some(reporter)
+            }
+            None => None,
+        };
+        let hook = ExtensionHook::from_config(&config).context("extension hook")?;
+        let events = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "fiaas-deploy-daemon".to_owned(),
+                instance: std::env::var("HOSTNAME").ok(),
+            },
+        );
+        let config = Arc::new(config);
+        let deployer = Arc::new(Deployer {
+            statuses: StatusWriter::new(client.clone(), config.include_status_in_app),
+            config,
+            applier,
+            tracker,
+            events: Some(events),
+            usage,
+            hook,
+            permits: Arc::new(Semaphore::new(cli.max_concurrent_deploys as usize)),
+        });
+        let controller = Controller::new(
+            client,
+            scope,
+            deployer,
+            health.register("CrdWatcher", Duration::from_secs(30)),
+            health.register("Deployer", Duration::from_secs(30)),
+        );
+        controller
+            .run(
+                shutdown_rx.clone(),
+                Duration::from_secs(cli.shutdown_grace_seconds),
+            )
+            .await;
+    } else {
+        tracing::warn!(
+            "--enable-crd-support is not set: no Applications are watched, nothing will be deployed"
+        );
+    }
+    web.await
+        .context("the web server task")?
+        .context("the web server")?;
+    Ok(())
+}
+
+/// Retry a start-up step with backoff until it works or the daemon is asked to stop.
+async fn retry_until_ok<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    what: &str,
+    shutdown: &watch::Receiver<bool>,
+    mut step: impl FnMut() -> F,
+) -> anyhow::Result<T> {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(e) if *shutdown.borrow() => anyhow::bail!("{what}: {e}"),
+            Err(e) => {
+                tracing::warn!("{what} failed, retrying in {}s: {e}", delay.as_secs_f32());
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+async fn wait_for_termination() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

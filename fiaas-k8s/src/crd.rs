@@ -141,7 +141,10 @@ fn application_schema() -> Value {
                 "properties": {
                     "application": {"type": "string"},
                     "image": {"type": "string"},
-                    "config": preserved_object(),
+                    // Nullable, unlike upstream's schema: an Application written without a
+                    // fiaas.yml (or stored before schemas existed) reaches the daemon, which
+                    // reports it as FAILED with the reason instead of it silently never deploying.
+                    "config": {"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true},
                     "additional_labels": per_kind_maps(),
                     "additional_annotations": per_kind_maps(),
                 },

@@ -159,6 +159,75 @@ fn report_per_app(apps: &Apps) {
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before.0;
     let bytes = BYTES.load(Ordering::Relaxed) - before.1;
 
+    {
+        let phase = |label: &str, f: &dyn Fn()| {
+            let n = 20u32;
+            let before = ALLOCATIONS.load(Ordering::Relaxed);
+            let mut best = Duration::MAX;
+            for _ in 0..15 {
+                let start = Instant::now();
+                for _ in 0..n {
+                    f();
+                }
+                best = best.min(start.elapsed());
+            }
+            let per = best / (n * apps.texts.len() as u32);
+            let n = n * 15;
+            let allocs =
+                (ALLOCATIONS.load(Ordering::Relaxed) - before) / (u64::from(n) * apps.len());
+            println!(
+                "PHASE {label}: {:.1} µs, {allocs} allocs",
+                per.as_secs_f64() * 1e6
+            );
+        };
+        let docs: Vec<_> = apps
+            .texts
+            .iter()
+            .map(|t| fiaas_spec::parse_document(t).unwrap())
+            .collect();
+        let specs: Vec<_> = docs
+            .iter()
+            .map(|d| fiaas_spec::from_document(d, &apps.facts).unwrap())
+            .collect();
+        phase("parse", &|| {
+            for t in &apps.texts {
+                black_box(fiaas_spec::parse_document(black_box(t)).unwrap());
+            }
+        });
+        let stripped: Vec<String> = apps
+            .texts
+            .iter()
+            .map(|t| {
+                t.lines()
+                    .map(|l| if l.starts_with('#') { "" } else { l })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .collect();
+        phase("parse-nocomment", &|| {
+            for t in &stripped {
+                black_box(fiaas_spec::parse_document(black_box(t)).unwrap());
+            }
+        });
+        phase("parse-json", &|| {
+            for d in &docs {
+                black_box(serde_json::to_string(black_box(d)).unwrap());
+            }
+        });
+        phase("build", &|| {
+            for d in &docs {
+                black_box(fiaas_spec::from_document(black_box(d), &apps.facts).unwrap());
+            }
+        });
+        phase("render", &|| {
+            for a in &specs {
+                black_box(
+                    fiaas_transform::render(black_box(a), &apps.config, &RenderOptions::default())
+                        .unwrap(),
+                );
+            }
+        });
+    }
     let budget = Duration::from_secs(2);
     let start = Instant::now();
     let mut rounds = 0u32;

@@ -19,6 +19,7 @@
 
 mod autoscaler;
 pub mod config;
+pub mod config_reference;
 mod deployment;
 mod error;
 pub mod ingress;
