@@ -78,3 +78,20 @@ fn every_v3_example_renders_objects_the_api_server_accepts() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn the_install_manifests_apply_to_a_real_api_server() {
+    if !test_cluster_configured() {
+        return;
+    }
+    let deploy_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy");
+    let answer = Command::new("kubectl")
+        .args(["apply", "-k", deploy_dir, "--dry-run=server"])
+        .output()
+        .expect("kubectl is installed");
+    let stdout = String::from_utf8_lossy(&answer.stdout);
+    assert!(answer.status.success(), "{stdout}{}", String::from_utf8_lossy(&answer.stderr));
+    for kind in ["customresourcedefinition", "serviceaccount", "role.rbac", "clusterrole.rbac", "configmap", "deployment.apps", "service/"] {
+        assert!(stdout.contains(kind), "{kind} missing from: {stdout}");
+    }
+}
