@@ -90,8 +90,20 @@ fn the_install_manifests_apply_to_a_real_api_server() {
         .output()
         .expect("kubectl is installed");
     let stdout = String::from_utf8_lossy(&answer.stdout);
-    assert!(answer.status.success(), "{stdout}{}", String::from_utf8_lossy(&answer.stderr));
-    for kind in ["customresourcedefinition", "serviceaccount", "role.rbac", "clusterrole.rbac", "configmap", "deployment.apps", "service/"] {
+    assert!(
+        answer.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&answer.stderr)
+    );
+    for kind in [
+        "customresourcedefinition",
+        "serviceaccount",
+        "role.rbac",
+        "clusterrole.rbac",
+        "configmap",
+        "deployment.apps",
+        "service/",
+    ] {
         assert!(stdout.contains(kind), "{kind} missing from: {stdout}");
     }
 }

@@ -1,0 +1,298 @@
+//! The real `fiaas-deploy-daemon-bootstrap` against the real test cluster: the fixture catalog's
+//! bootstrap cases (§5), a failed rollout, the overall timeout, an invalid app, and `--app`.
+//! There is no kubelet: where apps must become ready, the test plays it by marking pods Ready,
+//! and the real controllers report the rollouts done.
+
+use std::process::Output;
+use std::time::Duration;
+
+use fiaas_tests::e2e::{Cluster, Deploy, expected_object};
+use fiaas_tests::{fixtures_dir, normalise_object, read_fixture, subset_difference, test_cluster};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use serde_json::{Value, json};
+
+async fn namespace(client: &Client, name: &str) -> String {
+    let name = format!("{name}-{}", std::process::id());
+    let api: Api<Namespace> = Api::all(client.clone());
+    let body: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    api.create(&PostParams::default(), &body)
+        .await
+        .expect("create a namespace");
+    name
+}
+
+async fn drop_namespace(client: &Client, name: &str) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+}
+
+async fn application(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    config: Value,
+    labels: Value,
+) -> String {
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    );
+    let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+        "metadata": {"name": name, "namespace": ns, "labels": labels},
+        "spec": {"application": name, "image": "nginx:1.13.9-alpine", "config": config}});
+    let created = api
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&body),
+        )
+        .await
+        .expect("apply the Application");
+    created.metadata.uid.unwrap_or_default()
+}
+
+/// Play the kubelet in a namespace until aborted: every pod is Running and Ready.
+fn kubelet(client: &Client, ns: &str) -> tokio::task::JoinHandle<()> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    tokio::spawn(async move {
+        loop {
+            if let Ok(listed) = pods.list(&ListParams::default()).await {
+                for pod in listed.items {
+                    let now = jiff::Timestamp::now().to_string();
+                    let status = json!({"status": {"phase": "Running", "conditions": [
+                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
+                    let _ = pods
+                        .patch_status(
+                            &pod.metadata.name.unwrap_or_default(),
+                            &PatchParams::default(),
+                            &Patch::Merge(status),
+                        )
+                        .await;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+}
+
+async fn bootstrap(ns: &str, args: &[&str]) -> Output {
+    let mut command =
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon-bootstrap"));
+    command
+        .args([
+            "--enable-crd-support",
+            "--use-apiextensionsv1-crd",
+            "--include-status-in-app",
+            "--use-networkingv1-ingress",
+        ])
+        .args(args)
+        .env("NAMESPACE", ns);
+    command.output().await.expect("run the bootstrapper")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn the_catalog_bootstrap_cases_deploy_only_the_labelled_apps_of_the_namespace() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = namespace(&client, "bootstrap").await;
+    let other = namespace(&client, "bootstrap-other").await;
+    let yaml = |path: &str| fiaas_spec::parse_document(&read_fixture(path)).unwrap();
+    let v2 = yaml("specs/v2/data/examples/v2bootstrap.yml");
+    let v3 = yaml("specs/v3/data/examples/v3bootstrap.yml");
+    let uid = application(
+        &client,
+        &ns,
+        "specs-v2-data-examples-v2bootstrap",
+        v2.clone(),
+        json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"}),
+    )
+    .await;
+    application(
+        &client,
+        &other,
+        "specs-v2-data-examples-v2bootstrap",
+        v2,
+        json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "false"}),
+    )
+    .await;
+    application(
+        &client,
+        &ns,
+        "specs-v3-data-examples-v3bootstrap",
+        v3,
+        json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"}),
+    )
+    .await;
+    application(
+        &client,
+        &ns,
+        "specs-v3-data-examples-full",
+        yaml("specs/v3/data/examples/full.yml"),
+        json!({"fiaas/deployment_id": "1"}),
+    )
+    .await;
+    application(
+        &client,
+        &other,
+        "specs-v3-data-examples-v3minimal",
+        yaml("specs/v3/data/examples/v3minimal.yml"),
+        json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"}),
+    )
+    .await;
+
+    let kubelet = kubelet(&client, &ns);
+    let output = bootstrap(&ns, &[]).await;
+    kubelet.abort();
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let case = fiaas_tests::e2e::bootstrap_case();
+    for (_, file, _) in &case.expected {
+        let mut expected = expected_object(
+            file,
+            Cluster::Bootstrap,
+            &Deploy::bootstrap(),
+            case.name,
+            &uid,
+        );
+        expected["metadata"]["namespace"] = json!(ns);
+        let resource = if file.contains("ingress") {
+            ApiResource::erase::<Ingress>(&())
+        } else if file.contains("service") {
+            ApiResource::erase::<Service>(&())
+        } else {
+            ApiResource::erase::<Deployment>(&())
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
+        let actual = serde_json::to_value(api.get(case.name).await.expect(file)).unwrap();
+        if let Some(diff) =
+            subset_difference(&normalise_object(&expected), &normalise_object(&actual), "")
+        {
+            panic!("{file}: {diff}");
+        }
+    }
+    let deployments = |ns: &str| Api::<Deployment>::namespaced(client.clone(), ns);
+    assert!(
+        deployments(&ns)
+            .get_opt("specs-v3-data-examples-v3bootstrap")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        deployments(&ns)
+            .get_opt("specs-v3-data-examples-full")
+            .await
+            .unwrap()
+            .is_none(),
+        "no bootstrap label"
+    );
+    assert!(
+        deployments(&other)
+            .get_opt("specs-v2-data-examples-v2bootstrap")
+            .await
+            .unwrap()
+            .is_none(),
+        "bootstrap=false"
+    );
+    assert!(
+        deployments(&other)
+            .get_opt("specs-v3-data-examples-v3minimal")
+            .await
+            .unwrap()
+            .is_none(),
+        "another namespace"
+    );
+    drop_namespace(&client, &ns).await;
+    drop_namespace(&client, &other).await;
+}
+
+#[tokio::test]
+async fn a_failed_rollout_and_an_invalid_app_exit_1_naming_each_app() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = namespace(&client, "bootstrap-fail").await;
+    let bootstrap_labels = json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"});
+    let quick = json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1},
+        "healthchecks": {"readiness": {"initial_delay_seconds": 1}}});
+    application(&client, &ns, "never-ready", quick, bootstrap_labels.clone()).await;
+    let invalid = fiaas_spec::parse_document(&read_fixture(
+        "specs/v3/data/examples/invalid_ingress_port_name.yml",
+    ))
+    .unwrap();
+    application(&client, &ns, "invalid", invalid, bootstrap_labels).await;
+    // Rollout timeout = multiplier × readiness delay × max replicas = 2 × 1 × 1 s; nobody makes the pods ready.
+    let output = bootstrap(&ns, &["--ready-check-timeout-multiplier", "2"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("never-ready in namespace") && text.contains("invalid in namespace"),
+        "{text}"
+    );
+    assert!(text.matches(": FAILED").count() >= 2, "{text}");
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn the_overall_timeout_exits_1_with_the_apps_still_rolling_out() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = namespace(&client, "bootstrap-timeout").await;
+    application(
+        &client,
+        &ns,
+        "slowpoke",
+        json!({"version": 3}),
+        json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"}),
+    )
+    .await;
+    let output = bootstrap(&ns, &["--timeout-seconds", "3"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.contains("slowpoke in namespace") && text.contains("RUNNING"),
+        "{text}"
+    );
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn a_fiaas_yml_deploys_straight_from_a_file() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = namespace(&client, "bootstrap-file").await;
+    let kubelet = kubelet(&client, &ns);
+    let file = fixtures_dir().join("specs/v3/data/examples/v3minimal.yml");
+    let output = bootstrap(
+        &ns,
+        &[
+            "--app",
+            &file.display().to_string(),
+            "--name",
+            "from-file",
+            "--image",
+            "nginx:1.13.9-alpine",
+        ],
+    )
+    .await;
+    kubelet.abort();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    assert!(deployments.get_opt("from-file").await.unwrap().is_some());
+    drop_namespace(&client, &ns).await;
+}
