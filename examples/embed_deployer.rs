@@ -1,0 +1,56 @@
+//! Embed the daemon's deploy of one Application in another tool: the same statuses, apply,
+//! prune and rollout tracking as `fiaas-deploy-daemon`, run once for one Application.
+//!
+//! `cargo run -p fiaas-examples --example embed_deployer -- NAMESPACE APPLICATION [daemon flags]`
+//! against the cluster of the current kubeconfig.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use fiaas_daemon::application::ApplicationView;
+use fiaas_daemon::deployer::{Cancel, Deployer};
+use fiaas_k8s::{Applier, RolloutTracker, StatusWriter};
+use fiaas_transform::ClusterConfig;
+use kube::api::{Api, ApiResource, DynamicObject};
+use tokio::sync::{Semaphore, watch};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let namespace = args
+        .next()
+        .context("usage: embed_deployer NAMESPACE APPLICATION [daemon flags]")?;
+    let name = args
+        .next()
+        .context("usage: embed_deployer NAMESPACE APPLICATION [daemon flags]")?;
+    // The daemon's own flags, parsed by the one shared configuration definition.
+    let config = ClusterConfig::from_args(std::iter::once("embed".to_owned()).chain(args), None)?;
+
+    let client = kube::Client::try_default().await?;
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    );
+    let view = ApplicationView::of(&applications.get(&name).await?);
+
+    // The rollout tracker follows Deployments through one watch; it must run while deploying.
+    let (tracker, tracking) = RolloutTracker::new(client.clone(), Some(&namespace));
+    tokio::spawn(tracking);
+    let config = Arc::new(config);
+    let deployer = Deployer {
+        statuses: StatusWriter::new(client.clone(), config.include_status_in_app),
+        applier: Applier::new(client.clone()).await?,
+        config,
+        tracker,
+        events: None,
+        usage: None,
+        hook: None,
+        permits: Arc::new(Semaphore::new(1)),
+    };
+    // Nothing cancels a one-off deploy; the sender just has to outlive it.
+    let (_never, cancel) = watch::channel(Cancel::No);
+    let verdict = deployer.run(view, cancel).await;
+    println!("{name}: {}", verdict.map_or("unfinished", |v| v.as_str()));
+    Ok(())
+}
