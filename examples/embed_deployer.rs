@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         applier: Applier::new(client.clone()).await?,
         config,
         tracker,
+        quotas: None,
         events: None,
         usage: None,
         hook: None,

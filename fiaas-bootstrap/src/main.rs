@@ -193,6 +193,7 @@ async fn deploy_applications(
         config,
         applier,
         tracker,
+        quotas: None,
         events: None,
         usage: None,
         hook,

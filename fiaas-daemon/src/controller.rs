@@ -45,6 +45,14 @@ pub struct Controller {
     finished: HashMap<Key, (String, DeployResult)>,
     /// The last resourceVersion handled per Application: a re-delivered version is skipped.
     seen: HashMap<Key, String>,
+    /// The last deployment id seen per Application.
+    ids: HashMap<Key, String>,
+}
+
+/// Whether an Application came from a (re)listing or from a live change.
+enum EventKind {
+    Listed,
+    Live,
 }
 
 fn application_resource() -> ApiResource {
@@ -70,6 +78,7 @@ impl Controller {
             pending: HashMap::new(),
             finished: HashMap::new(),
             seen: HashMap::new(),
+            ids: HashMap::new(),
         }
     }
 
@@ -112,7 +121,7 @@ impl Controller {
                     if !self.running.contains_key(&key)
                         && let Some(view) = self.pending.remove(&key)
                     {
-                        self.consider(view, &done_tx).await;
+                        self.consider(view, true, &done_tx).await;
                     }
                 }
                 event = stream.next() => {
@@ -142,8 +151,14 @@ impl Controller {
         event: Event<DynamicObject>,
         done: &mpsc::UnboundedSender<(Key, String, Option<DeployResult>)>,
     ) {
+        let event_kind = if matches!(event, Event::InitApply(_)) {
+            EventKind::Listed
+        } else {
+            EventKind::Live
+        };
         match event {
             Event::Apply(object) | Event::InitApply(object) => {
+                let listed = matches!(event_kind, EventKind::Listed);
                 let view = ApplicationView::of(&object);
                 let key = (view.namespace.clone(), view.object_name.clone());
                 if let Some(version) = &view.resource_version {
@@ -152,7 +167,7 @@ impl Controller {
                     }
                     self.seen.insert(key, version.clone());
                 }
-                self.consider(view, done).await;
+                self.consider(view, listed, done).await;
             }
             Event::Delete(object) => {
                 let view = ApplicationView::of(&object);
@@ -170,6 +185,7 @@ impl Controller {
                 self.pending.remove(&key);
                 self.finished.remove(&key);
                 self.seen.remove(&key);
+                self.ids.remove(&key);
                 if let Some(running) = self.running.get(&key) {
                     let _ = running.cancel.send(Cancel::Shutdown);
                 }
@@ -183,6 +199,7 @@ impl Controller {
     async fn consider(
         &mut self,
         view: ApplicationView,
+        listed: bool,
         done: &mpsc::UnboundedSender<(Key, String, Option<DeployResult>)>,
     ) {
         let key = (view.namespace.clone(), view.object_name.clone());
@@ -218,7 +235,11 @@ impl Controller {
             self.pending.insert(key, view);
             return;
         }
-        if self.already_succeeded(&key, &view, &deployment_id).await {
+        // A deployment id first seen in a live event (a new Application, or a new id of a known
+        // one) cannot have a status yet: only listed ones and repeats need a lookup.
+        let fresh = !listed && self.ids.get(&key) != Some(&deployment_id);
+        self.ids.insert(key.clone(), deployment_id.clone());
+        if !fresh && self.already_succeeded(&key, &view, &deployment_id).await {
             tracing::debug!(
                 "Deployment {deployment_id} of {} already succeeded",
                 view.app

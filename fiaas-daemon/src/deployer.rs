@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{
-    Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, RolloutOutcome, RolloutTracker,
-    StatusSubject, StatusWriter, rollout_timeout,
+    Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, QuotaWatch, RolloutOutcome,
+    RolloutTracker, StatusSubject, StatusWriter, rollout_timeout,
 };
 use fiaas_spec::AppSpec;
 use fiaas_transform::{ClusterConfig, Level};
@@ -45,6 +45,8 @@ pub struct Deployer {
     pub applier: Applier,
     /// Follows rollouts.
     pub tracker: RolloutTracker,
+    /// Knows which namespaces only admit BestEffort pods (without it, each deploy lists quotas).
+    pub quotas: Option<QuotaWatch>,
     /// Writes ApplicationStatus (and the inline status).
     pub statuses: StatusWriter,
     /// Publishes Events on the Application.
@@ -238,7 +240,10 @@ impl Deployer {
     async fn apply(&self, app: &AppSpec, log: &mut StatusLog) -> Result<Option<i64>, String> {
         let facts = ClusterFacts {
             live_replicas: self.tracker.live_replicas(&app.namespace, &app.name),
-            besteffort_qos: None,
+            besteffort_qos: self
+                .quotas
+                .as_ref()
+                .and_then(|q| q.besteffort_required(&app.namespace)),
         };
         let hook = self.hook.as_ref().map(HookAdapter);
         let options = DeployOptions {

@@ -6,6 +6,7 @@ pub mod controller;
 pub mod deployer;
 pub mod health;
 pub mod hook;
+pub mod leader;
 pub mod logging;
 pub mod metrics;
 pub mod startup;

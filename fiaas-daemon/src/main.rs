@@ -12,11 +12,12 @@ use fiaas_daemon::controller::Controller;
 use fiaas_daemon::deployer::Deployer;
 use fiaas_daemon::health::Health;
 use fiaas_daemon::hook::ExtensionHook;
+use fiaas_daemon::leader::{self, LeaderElector};
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_daemon::usage::{UsageReporter, UsageSettings};
 use fiaas_daemon::web::{self, WebState};
 use fiaas_daemon::{logging, metrics};
-use fiaas_k8s::{Applier, RolloutTracker, StatusWriter};
+use fiaas_k8s::{Applier, QuotaWatch, RolloutTracker, StatusWriter};
 use fiaas_transform::ClusterConfig;
 use fiaas_transform::config::{ClusterArgs, ConfigError, DEFAULT_CONFIG_FILE};
 use kube::runtime::events::{Recorder, Reporter};
@@ -38,6 +39,14 @@ struct Cli {
     /// Seconds to let in-flight applies finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace_seconds: u64,
+    /// Deploy only while holding a Lease in the daemon's namespace, so several replicas can run
+    /// with one active. A replica that loses the lease stops deploying and exits non-zero, to
+    /// wait for the lease again after its restart.
+    #[arg(long)]
+    leader_election: bool,
+    /// The name of that Lease.
+    #[arg(long, default_value = "fiaas-deploy-daemon")]
+    leader_election_lease_name: String,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +96,7 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
     let health = Health::default();
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let stop = shutdown_tx.clone();
     tokio::spawn(async move {
         wait_for_termination().await;
         tracing::info!("Termination requested; finishing in-flight applies");
@@ -115,6 +125,25 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         let kube_config = startup::kube_config(&config, &namespace).await?;
         let client =
             kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
+        // Standby replicas wait here, before touching CRDs or watching anything.
+        let lease = if cli.leader_election {
+            let elector = LeaderElector::new(
+                client.clone(),
+                &namespace,
+                &cli.leader_election_lease_name,
+                leader::default_identity(),
+            );
+            let mut stopping = shutdown_rx.clone();
+            tokio::select! {
+                acquired = elector.acquire() => Some(acquired.context("acquiring the leader lease")?),
+                _ = stopping.wait_for(|stop| *stop) => {
+                    web.await.context("the web server task")?.context("the web server")?;
+                    return Ok(());
+                }
+            }
+        } else {
+            None
+        };
         if !config.disable_crd_creation {
             retry_until_ok("creating the CRDs", &shutdown_rx, || {
                 fiaas_k8s::ensure_crds(&client)
@@ -128,6 +157,8 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         let scope = (!config.enable_deprecated_multi_namespace_support).then(|| namespace.clone());
         let (tracker, tracking) = RolloutTracker::new(client.clone(), scope.as_deref());
         tokio::spawn(tracking);
+        let (quotas, quota_watch) = QuotaWatch::new(client.clone(), scope.as_deref());
+        tokio::spawn(quota_watch);
         let usage = match UsageSettings::from_config(&config).context("usage reporting")? {
             Some(settings) => {
                 let (reporter, sending) = UsageReporter::new(settings);
@@ -150,6 +181,7 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             config,
             applier,
             tracker,
+            quotas: Some(quotas),
             events: Some(events),
             usage,
             hook,
@@ -162,12 +194,31 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             health.register("CrdWatcher", Duration::from_secs(30)),
             health.register("Deployer", Duration::from_secs(30)),
         );
-        controller
-            .run(
-                shutdown_rx.clone(),
-                Duration::from_secs(cli.shutdown_grace_seconds),
-            )
-            .await;
+        let running = controller.run(
+            shutdown_rx.clone(),
+            Duration::from_secs(cli.shutdown_grace_seconds),
+        );
+        match lease {
+            None => running.await,
+            Some(lease) => {
+                tokio::pin!(running);
+                tokio::select! {
+                    () = &mut running => {
+                        if let Err(e) = lease.release().await {
+                            tracing::warn!("Could not release the leader lease: {e}");
+                        }
+                    }
+                    () = lease.lost() => {
+                        // Another replica may deploy now: stop taking work, as on SIGTERM, and
+                        // exit non-zero so Kubernetes restarts this one to wait for the lease.
+                        let _ = stop.send(true);
+                        running.await;
+                        web.await.context("the web server task")?.context("the web server")?;
+                        anyhow::bail!("lost the leader lease; deploys stopped");
+                    }
+                }
+            }
+        }
     } else {
         tracing::warn!(
             "--enable-crd-support is not set: no Applications are watched, nothing will be deployed"

@@ -413,6 +413,37 @@ async fn the_daemon_deploys_updates_fails_and_cleans_up_like_upstream() {
     .await;
     assert_eq!(http_get(daemon.port, "/healthz").map(|(c, _)| c), Some(200));
 
+    // A new deployment id supersedes one still rolling out (nobody makes its pods ready).
+    create_application(
+        &client,
+        "superseded",
+        &Deploy::first(),
+        &json!({"version": 3}),
+        None,
+    )
+    .await;
+    wait_result(&client, "superseded", "deployment_id_1", &["RUNNING"]).await;
+    create_application(
+        &client,
+        "superseded",
+        &Deploy {
+            deployment_id: "deployment_id_2",
+            ..Deploy::first()
+        },
+        &json!({"version": 3}),
+        None,
+    )
+    .await;
+    let old = wait_result(&client, "superseded", "deployment_id_1", &["FAILED"]).await;
+    assert!(
+        old.logs
+            .iter()
+            .any(|l| l.contains("Superseded by deployment_id=deployment_id_2")),
+        "{:?}",
+        old.logs
+    );
+    wait_result(&client, "superseded", "deployment_id_2", &["RUNNING"]).await;
+
     // Deleting an Application leaves every other app's objects alone.
     let apps: Api<Application> = Api::namespaced(client.clone(), NS);
     apps.delete("data-v2minimal", &DeleteParams::default())

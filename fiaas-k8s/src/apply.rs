@@ -1,7 +1,8 @@
 //! Applying the objects of one deploy (server-side apply, one field manager, deploy order) and
 //! pruning what the app no longer wants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use fiaas_spec::AppSpec;
 use fiaas_transform::{ClusterConfig, Kind, KubeObject, Manifests, Notes, RenderOptions};
@@ -92,7 +93,13 @@ impl DeployReport {
 pub struct Applier {
     client: Client,
     pdb_version: PdbVersion,
+    /// The Ingresses this process last left each app with: when a deploy keeps all of them, no
+    /// listing is needed to find stale ones.
+    ingresses: Arc<Mutex<KnownIngresses>>,
 }
+
+/// Ingress names per `(namespace, app)`.
+type KnownIngresses = HashMap<(String, String), BTreeSet<String>>;
 
 fn is_fiaas_owner(reference: &OwnerReference) -> bool {
     reference.api_version == API_VERSION && reference.kind == "Application"
@@ -142,6 +149,7 @@ impl Applier {
         Ok(Applier {
             client,
             pdb_version,
+            ingresses: Arc::default(),
         })
     }
 
@@ -487,12 +495,21 @@ impl Applier {
         } else {
             legacy("extensions", "Ingress", "ingresses")
         };
-        let wanted: Vec<String> = manifests
+        let wanted: BTreeSet<String> = manifests
             .objects
             .iter()
             .filter(|o| o.kind() == Kind::Ingress)
             .map(name_of)
             .collect();
+        let key = (app.namespace.clone(), app.name.clone());
+        let known = self
+            .ingresses
+            .lock()
+            .ok()
+            .and_then(|known| known.get(&key).cloned());
+        if known.is_some_and(|previous| previous.is_subset(&wanted)) {
+            return Ok(());
+        }
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
         let selector = format!("app={},fiaas/deployment_id", app.name);

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod crd;
 mod error;
+pub mod quota;
 pub mod rollout;
 pub mod status;
 
@@ -13,6 +14,7 @@ pub use crd::{
     ensure_crds,
 };
 pub use error::K8sError;
+pub use quota::QuotaWatch;
 pub use rollout::{RolloutOutcome, RolloutTracker, rollout_timeout};
 pub use status::{DeployResult, StatusSubject, StatusWriter, status_name};
 

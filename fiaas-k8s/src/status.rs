@@ -1,6 +1,7 @@
 //! ApplicationStatus objects: their names, their writing and their retention.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
@@ -109,7 +110,13 @@ pub struct StatusSubject {
 pub struct StatusWriter {
     client: Client,
     include_status_in_app: bool,
+    /// An upper bound of each app's status count since this process last listed them, so
+    /// retention lists only when there may be something to delete.
+    counts: Arc<Mutex<StatusCounts>>,
 }
+
+/// Per `(namespace, app)`: how many statuses there may be, and the deployment id written last.
+type StatusCounts = HashMap<(String, String), (usize, String)>;
 
 impl StatusWriter {
     /// A writer; `include_status_in_app` is the daemon flag of that name.
@@ -117,6 +124,7 @@ impl StatusWriter {
         StatusWriter {
             client,
             include_status_in_app,
+            counts: Arc::default(),
         }
     }
 
@@ -168,14 +176,36 @@ impl StatusWriter {
         )
         .await
         .map_err(|source| K8sError::api("apply", "ApplicationStatus", &name, source))?;
-        if result.is_final() {
-            self.retain_newest(&subject.app, &subject.namespace).await?;
+        let key = (subject.namespace.clone(), subject.app.clone());
+        if let Ok(mut counts) = self.counts.lock()
+            && let Some((count, last)) = counts.get_mut(&key)
+            && *last != subject.deployment_id
+        {
+            // Another deployment id may have added a status (a repeated one only overcounts).
+            *count += 1;
+            last.clone_from(&subject.deployment_id);
+        }
+        let may_exceed = self
+            .counts
+            .lock()
+            .map(|counts| {
+                counts
+                    .get(&key)
+                    .is_none_or(|(count, _)| *count > STATUSES_KEPT)
+            })
+            .unwrap_or(true);
+        if result.is_final() && may_exceed {
+            let kept = self.retain_newest(&subject.app, &subject.namespace).await?;
+            if let Ok(mut counts) = self.counts.lock() {
+                counts.insert(key, (kept, subject.deployment_id.clone()));
+            }
         }
         Ok(())
     }
 
-    /// Keep the [`STATUSES_KEPT`] most recently updated statuses of an app, delete the rest.
-    pub async fn retain_newest(&self, app: &str, namespace: &str) -> Result<(), K8sError> {
+    /// Keep the [`STATUSES_KEPT`] most recently updated statuses of an app, delete the rest;
+    /// returns how many are kept.
+    pub async fn retain_newest(&self, app: &str, namespace: &str) -> Result<usize, K8sError> {
         let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), namespace);
         let selector = format!("app={app}");
         let mut statuses = api
@@ -184,7 +214,7 @@ impl StatusWriter {
             .map_err(|source| K8sError::api("list", "ApplicationStatus", &selector, source))?
             .items;
         if statuses.len() <= STATUSES_KEPT {
-            return Ok(());
+            return Ok(statuses.len());
         }
         let updated = |s: &kube::core::PartialObjectMeta<ApplicationStatus>| {
             s.metadata
@@ -205,7 +235,7 @@ impl StatusWriter {
                 }
             }
         }
-        Ok(())
+        Ok(STATUSES_KEPT)
     }
 
     /// The result on the Application's status subresource, when the Application still asks for

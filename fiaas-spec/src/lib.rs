@@ -30,6 +30,8 @@ mod v2;
 mod v3;
 mod yaml;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 pub use defaults::{V2_DEFAULTS_YAML, V3_DEFAULTS_YAML};
@@ -102,15 +104,20 @@ pub fn to_v3(document: &Value, strip_defaults: bool) -> Result<Value, SpecError>
 
 /// Build the [`AppSpec`] of a parsed document and the Application's facts.
 pub fn from_document(document: &Value, facts: &AppFacts) -> Result<AppSpec, SpecError> {
-    match version_of(document)? {
-        Version::V3 => v3::build(document.clone(), facts, v3::Origin::V3),
-        Version::V2 => v3::build(to_v3(document, false)?, facts, v3::Origin::MigratedV2),
-    }
+    build(Cow::Borrowed(document), facts)
 }
 
 /// Parse fiaas.yml text and build its [`AppSpec`].
 pub fn load(text: &str, facts: &AppFacts) -> Result<AppSpec, SpecError> {
-    from_document(&parse_document(text)?, facts)
+    build(Cow::Owned(parse_document(text)?), facts)
+}
+
+/// [`from_document`], taking over the document when it is ours: the AppSpec keeps it.
+fn build(document: Cow<'_, Value>, facts: &AppFacts) -> Result<AppSpec, SpecError> {
+    match version_of(&document)? {
+        Version::V3 => v3::build(document.into_owned(), facts, v3::Origin::V3),
+        Version::V2 => v3::build(to_v3(&document, false)?, facts, v3::Origin::MigratedV2),
+    }
 }
 
 /// Check fiaas.yml text; `Ok` when an [`AppSpec`] can be built from it.

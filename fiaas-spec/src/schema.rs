@@ -5,29 +5,30 @@ use std::sync::OnceLock;
 use serde_json::Value;
 
 use crate::error::Violation;
+use crate::lookup::at_mut;
 use crate::yaml::yaml11_bool;
 
 /// The JSON Schema (draft 2020-12) of a v3 fiaas.yml, for editors and for [`crate::validate`].
 pub const V3_SCHEMA_JSON: &str = include_str!("../schema/fiaas-v3.schema.json");
 
 /// Positions of a v3 document where a boolean is expected.
-const V3_BOOLEANS: &[&str] = &[
-    "/replicas/singleton",
-    "/metrics/prometheus/enabled",
-    "/metrics/datadog/enabled",
-    "/secrets_in_environment",
-    "/admin_access",
-    "/extensions/tls",
-    "/extensions/tls/enabled",
+const V3_BOOLEANS: &[&[&str]] = &[
+    &["replicas", "singleton"],
+    &["metrics", "prometheus", "enabled"],
+    &["metrics", "datadog", "enabled"],
+    &["secrets_in_environment"],
+    &["admin_access"],
+    &["extensions", "tls"],
+    &["extensions", "tls", "enabled"],
 ];
 
 /// Positions of a v2 document where a boolean is expected.
-const V2_BOOLEANS: &[&str] = &[
-    "/admin_access",
-    "/has_secrets",
-    "/autoscaler/enabled",
-    "/prometheus/enabled",
-    "/config/volume",
+const V2_BOOLEANS: &[&[&str]] = &[
+    &["admin_access"],
+    &["has_secrets"],
+    &["autoscaler", "enabled"],
+    &["prometheus", "enabled"],
+    &["config", "volume"],
 ];
 
 fn validator() -> &'static jsonschema::Validator {
@@ -41,7 +42,12 @@ fn validator() -> &'static jsonschema::Validator {
 
 /// Every schema violation of a (merged) v3 document.
 pub(crate) fn violations(document: &Value) -> Vec<Violation> {
-    validator()
+    let validator = validator();
+    // Most documents are valid, and the yes/no check is much cheaper than collecting errors.
+    if validator.is_valid(document) {
+        return Vec::new();
+    }
+    validator
         .iter_errors(document)
         .map(|e| Violation::new(dotted_path(e.instance_path().as_str()), e.to_string()))
         .collect()
@@ -66,9 +72,9 @@ pub(crate) fn dotted_path(pointer: &str) -> String {
     out
 }
 
-fn coerce_booleans(document: &mut Value, positions: &[&str]) {
+fn coerce_booleans(document: &mut Value, positions: &[&[&str]]) {
     for position in positions {
-        if let Some(value) = document.pointer_mut(position)
+        if let Some(value) = at_mut(document, position)
             && let Some(b) = value.as_str().and_then(yaml11_bool)
         {
             *value = Value::Bool(b);

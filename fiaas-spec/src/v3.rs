@@ -179,14 +179,22 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         schema::coerce_v3(&mut config);
     }
     rewrite_tls_shorthand(&mut config);
-    let mut merged = lookup::overlay(Some(&config), defaults::v3_effective());
-    schema::integral_floats_to_ints(&mut merged, false);
-    let mut violations = schema::violations(&merged);
-    if !violations.is_empty() {
-        return Err(SpecError::Invalid(violations));
+    // The document is validated and read merged over the defaults, without building the merged
+    // document (that copied the defaults for every deploy). Validation sees only what the user
+    // gave of it: the defaults are valid, and each schema rule looks at one node and its
+    // children, except that `version` is required, which every document reaching here has.
+    let defaults = defaults::v3_effective();
+    let mut given = lookup::given(Some(&config), defaults);
+    if let Some(given) = &mut given {
+        schema::integral_floats_to_ints(given, false);
+        let violations = schema::violations(given);
+        if !violations.is_empty() {
+            return Err(SpecError::Invalid(violations));
+        }
     }
-    let doc: Document = serde_json::from_value(merged)
+    let doc = Document::deserialize(lookup::Merged::over(given.as_ref(), defaults))
         .map_err(|e| SpecError::Invalid(vec![Violation::new("", e.to_string())]))?;
+    let mut violations = Vec::new();
 
     let ports: Vec<PortSpec> = doc
         .ports
@@ -235,9 +243,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
 
     let maximum = doc.replicas.maximum;
     let minimum = doc.replicas.minimum.min(maximum);
-    let raw_strongbox = config
-        .pointer("/extensions/strongbox")
-        .filter(|s| truthy(s));
+    let raw_strongbox = lookup::at(&config, &["extensions", "strongbox"]).filter(|s| truthy(s));
     let iam_role = raw_strongbox
         .and_then(|s| s.get("iam_role"))
         .and_then(Value::as_str);
@@ -248,9 +254,9 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
 
     // A migrated v2 document marks resources its v2 file left unset with null: no value, not
     // the v3 default.
-    let resource = |pointer: &str, merged: &Option<Value>| -> Option<String> {
-        let unset_in_v2 =
-            origin == Origin::MigratedV2 && config.pointer(pointer).is_none_or(Value::is_null);
+    let resource = |kind: &str, name: &str, merged: &Option<Value>| -> Option<String> {
+        let unset_in_v2 = origin == Origin::MigratedV2
+            && lookup::at(&config, &["resources", kind, name]).is_none_or(Value::is_null);
         match merged {
             Some(value) if !value.is_null() && !unset_in_v2 => Some(py_str(value)),
             _ => None,
@@ -270,12 +276,12 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         },
         resources: ResourcesSpec {
             limits: ResourceRequirementSpec {
-                cpu: resource("/resources/limits/cpu", &doc.resources.limits.cpu),
-                memory: resource("/resources/limits/memory", &doc.resources.limits.memory),
+                cpu: resource("limits", "cpu", &doc.resources.limits.cpu),
+                memory: resource("limits", "memory", &doc.resources.limits.memory),
             },
             requests: ResourceRequirementSpec {
-                cpu: resource("/resources/requests/cpu", &doc.resources.requests.cpu),
-                memory: resource("/resources/requests/memory", &doc.resources.requests.memory),
+                cpu: resource("requests", "cpu", &doc.resources.requests.cpu),
+                memory: resource("requests", "memory", &doc.resources.requests.memory),
             },
         },
         admin_access: doc.admin_access,
@@ -318,7 +324,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
 
 /// `extensions.tls: true` is short for `{enabled: true}`; `false` means "unset" upstream.
 fn rewrite_tls_shorthand(config: &mut Value) {
-    if let Some(tls) = config.pointer_mut("/extensions/tls")
+    if let Some(tls) = lookup::at_mut(config, &["extensions", "tls"])
         && let Value::Bool(b) = tls
     {
         *tls = if *b {
