@@ -20,6 +20,7 @@
 //! JSON Schema validation → the semantic rules a schema cannot say → [`AppSpec`]. Every problem
 //! is reported at once, each with its path in the document.
 
+mod block_yaml;
 mod defaults;
 mod error;
 mod lookup;

@@ -11,7 +11,7 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 /// Deepest nesting accepted; a real fiaas.yml is under ten levels deep.
 const MAX_DEPTH: usize = 64;
 
-fn options() -> serde_saphyr::Options {
+pub(crate) fn options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         // Plain `yes`/`no`/`on`/`off` stay strings here; the positions where fiaas expects a
         // boolean read them the YAML 1.1 way (see `coerce`), as PyYAML did upstream.
@@ -36,6 +36,9 @@ pub fn parse(text: &str) -> Result<Value, SpecError> {
             size: text.len(),
             limit: MAX_DOCUMENT_BYTES,
         });
+    }
+    if let Some(document) = crate::block_yaml::parse(text) {
+        return Ok(document);
     }
     serde_saphyr::from_str_with_options::<Value>(text, options())
         .map_err(|e| SpecError::Yaml(first_line(&e.to_string())))

@@ -1,0 +1,179 @@
+//! SIGKILL the real daemon in the middle of a batch of 20 deploys and start it again: every app
+//! ends SUCCESS, an app whose status was already SUCCESS is not deployed again, and no app is
+//! reported deployed twice. The test plays the kubelet (it marks every pod Ready) so the real
+//! controllers report rollouts done.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::test_cluster;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::events::v1::Event;
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
+};
+use serde_json::json;
+
+const APPS: usize = 20;
+
+fn start_daemon(ns: &str) -> Child {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--enable-crd-support",
+            "--use-apiextensionsv1-crd",
+            "--use-networkingv1-ingress",
+        ])
+        .args(["--max-concurrent-deploys", "4"])
+        .env("NAMESPACE", ns)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start fiaas-deploy-daemon")
+}
+
+async fn results(client: &Client, ns: &str) -> HashMap<String, String> {
+    let api: Api<ApplicationStatus> = Api::namespaced(client.clone(), ns);
+    let mut out = HashMap::new();
+    for i in 0..APPS {
+        let app = format!("app-{i}");
+        if let Ok(Some(status)) = api.get_opt(&status_name(&app, "1")).await {
+            out.insert(app, status.result);
+        }
+    }
+    out
+}
+
+/// How many times each app got an Event with `reason` (an event series counts its repeats).
+async fn event_counts(client: &Client, ns: &str, reason: &str) -> HashMap<String, i32> {
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let mut out = HashMap::new();
+    for event in api.list(&ListParams::default()).await.unwrap().items {
+        if event.reason.as_deref() == Some(reason) {
+            let app = event.regarding.and_then(|r| r.name).unwrap_or_default();
+            *out.entry(app).or_default() += event.series.map_or(1, |s| s.count);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_killed_daemon_resumes_without_redeploying_what_succeeded() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = format!("restart-{}", std::process::id());
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let kubelet = {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        tokio::spawn(async move {
+            loop {
+                if let Ok(listed) = pods.list(&ListParams::default()).await {
+                    for pod in listed.items {
+                        let now = jiff::Timestamp::now().to_string();
+                        let status = json!({"status": {"phase": "Running", "conditions": [
+                            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
+                        let _ = pods
+                            .patch_status(
+                                &pod.metadata.name.unwrap_or_default(),
+                                &PatchParams::default(),
+                                &Patch::Merge(status),
+                            )
+                            .await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+
+    let mut daemon = start_daemon(&ns);
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    );
+    for i in 0..APPS {
+        let name = format!("app-{i}");
+        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+            "metadata": {"name": name, "labels": {"fiaas/deployment_id": "1"}},
+            "spec": {"application": name, "image": "example/app:1", "config": {"version": 3, "replicas": {"minimum": 1, "maximum": 1}}}});
+        applications
+            .patch(
+                &name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap();
+    }
+
+    // Kill it once a few apps have succeeded and others have not.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let before = loop {
+        let now = results(&client, &ns).await;
+        let succeeded = now.values().filter(|r| *r == "SUCCESS").count();
+        if succeeded >= 3 {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "no app succeeded: {now:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let succeeded_before: Vec<String> = before
+        .iter()
+        .filter(|(_, r)| *r == "SUCCESS")
+        .map(|(a, _)| a.clone())
+        .collect();
+    let deploying_before = event_counts(&client, &ns, "Deploying").await;
+
+    let mut daemon = start_daemon(&ns);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = results(&client, &ns).await;
+        if now.len() == APPS && now.values().all(|r| r == "SUCCESS") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every app succeeded after the restart: {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Give a redeploy of a finished app time to show up, had there been one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deploying_after = event_counts(&client, &ns, "Deploying").await;
+    let deployed = event_counts(&client, &ns, "Deployed").await;
+    daemon.kill().unwrap();
+    kubelet.abort();
+
+    for app in &succeeded_before {
+        assert_eq!(
+            deploying_after.get(app),
+            deploying_before.get(app),
+            "{app} had succeeded but was deployed again"
+        );
+    }
+    for (app, count) in &deployed {
+        assert!(*count <= 1, "{app} was reported deployed {count} times");
+    }
+    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+}
