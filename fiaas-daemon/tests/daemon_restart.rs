@@ -163,6 +163,7 @@ async fn a_killed_daemon_resumes_without_redeploying_what_succeeded() {
     let deploying_after = event_counts(&client, &ns, "Deploying").await;
     let deployed = event_counts(&client, &ns, "Deployed").await;
     daemon.kill().unwrap();
+    daemon.wait().unwrap();
     kubelet.abort();
 
     for app in &succeeded_before {
