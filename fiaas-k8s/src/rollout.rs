@@ -102,6 +102,8 @@ struct Shared {
     states: HashMap<Key, RolloutState>,
     /// Set once the first full listing has been seen, so "absent" means absent.
     synced: bool,
+    /// One channel per Deployment someone waits on, so an event wakes only its own waiters.
+    waiters: HashMap<Key, watch::Sender<u64>>,
 }
 
 /// Follows every fiaas Deployment in scope through one watch and lets deploys wait on theirs.
@@ -153,16 +155,12 @@ impl RolloutTracker {
                     Ok(Event::Apply(d)) => {
                         if let Some(key) = key_of(&d) {
                             let state = RolloutState::of(&d);
-                            runner.update(|s| {
-                                s.states.insert(key, state);
-                            });
+                            runner.update_one(key, Some(state));
                         }
                     }
                     Ok(Event::Delete(d)) => {
                         if let Some(key) = key_of(&d) {
-                            runner.update(|s| {
-                                s.states.remove(&key);
-                            });
+                            runner.update_one(key, None);
                         }
                     }
                     Ok(Event::Init) => pending.clear(),
@@ -180,11 +178,48 @@ impl RolloutTracker {
         (tracker, task)
     }
 
+    /// A whole new picture (a relisting): every waiter looks again.
     fn update(&self, change: impl FnOnce(&mut Shared)) {
         if let Ok(mut shared) = self.shared.lock() {
             change(&mut shared);
         }
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// One Deployment changed: only its waiters look again.
+    fn update_one(&self, key: Key, state: Option<RolloutState>) {
+        let Ok(mut shared) = self.shared.lock() else {
+            return;
+        };
+        if let Some(waiters) = shared.waiters.get(&key) {
+            waiters.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        match state {
+            Some(state) => shared.states.insert(key, state),
+            None => shared.states.remove(&key),
+        };
+    }
+
+    fn subscribe(&self, key: &Key) -> Option<watch::Receiver<u64>> {
+        let mut shared = self.shared.lock().ok()?;
+        Some(
+            shared
+                .waiters
+                .entry(key.clone())
+                .or_insert_with(|| watch::channel(0).0)
+                .subscribe(),
+        )
+    }
+
+    fn unsubscribe(&self, key: &Key) {
+        if let Ok(mut shared) = self.shared.lock()
+            && shared
+                .waiters
+                .get(key)
+                .is_some_and(|w| w.receiver_count() == 0)
+        {
+            shared.waiters.remove(key);
+        }
     }
 
     /// The tracked state of a Deployment; `Some(None)` when the watch has listed and it does
@@ -214,8 +249,27 @@ impl RolloutTracker {
         timeout: Duration,
         check_certificates: bool,
     ) -> RolloutOutcome {
+        let key = (app.namespace.clone(), app.name.clone());
+        let outcome = self
+            .wait_subscribed(app, &key, generation, timeout, check_certificates)
+            .await;
+        self.unsubscribe(&key);
+        outcome
+    }
+
+    async fn wait_subscribed(
+        &self,
+        app: &AppSpec,
+        key: &Key,
+        generation: Option<i64>,
+        timeout: Duration,
+        check_certificates: bool,
+    ) -> RolloutOutcome {
         let deadline = Instant::now() + timeout;
         let mut changes = self.changed.subscribe();
+        let Some(mut own_changes) = self.subscribe(key) else {
+            return RolloutOutcome::Failed("the rollout tracker is broken".to_owned());
+        };
         loop {
             let state = self.state(&app.namespace, &app.name).flatten();
             if let Some(state) = &state {
@@ -247,6 +301,11 @@ impl RolloutTracker {
                     deadline
                 };
             tokio::select! {
+                own = own_changes.changed() => {
+                    if own.is_err() {
+                        return RolloutOutcome::Failed("the Deployment watch stopped".to_owned());
+                    }
+                }
                 changed = changes.changed() => {
                     if changed.is_err() {
                         return RolloutOutcome::Failed("the Deployment watch stopped".to_owned());

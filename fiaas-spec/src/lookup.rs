@@ -432,6 +432,35 @@ pub(crate) fn given(config: Option<&Value>, default: &Value) -> Option<Value> {
     }
 }
 
+/// Whether `config` (not null) is already what [`given`] keeps of it, but for the order of
+/// keys, so that it can be validated and read through [`Merged`] as it is. Floats are left to
+/// [`given`]'s caller, which turns integral ones into integers.
+pub(crate) fn is_given(config: &Value, default: &Value) -> bool {
+    match (config, default) {
+        (Value::Object(user), Value::Object(defaults)) if !defaults.is_empty() => {
+            user.iter().all(|(k, v)| {
+                !v.is_null() && defaults.get(k).is_some_and(|d| is_given(v, d))
+            })
+        }
+        (_, Value::Object(_)) => truthy(config) && !has_float(config),
+        (Value::Array(user), Value::Array(defaults)) if !defaults.is_empty() => user
+            .iter()
+            .all(|e| e.is_null() || is_given(e, &defaults[0])),
+        (Value::String(s), Value::Array(_)) if s.is_empty() => false,
+        (Value::Object(o), Value::Array(_)) if o.is_empty() => false,
+        _ => !has_float(config),
+    }
+}
+
+fn has_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(has_float),
+        Value::Object(map) => map.values().any(has_float),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,6 +528,9 @@ mod tests {
         assert_eq!(merged.to_string(), reference.to_string());
         let kept = given(Some(config), defaults);
         assert_eq!(read(kept.as_ref()).to_string(), reference.to_string());
+        if is_given(config, defaults) {
+            assert_eq!(kept.as_ref(), Some(config), "{config} is not all given");
+        }
         merged
     }
 

@@ -40,14 +40,18 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
+/// Whether a (merged) v3 document is valid, much cheaper than collecting its violations.
+pub(crate) fn is_valid(document: &Value) -> bool {
+    validator().is_valid(document)
+}
+
 /// Every schema violation of a (merged) v3 document.
 pub(crate) fn violations(document: &Value) -> Vec<Violation> {
-    let validator = validator();
-    // Most documents are valid, and the yes/no check is much cheaper than collecting errors.
-    if validator.is_valid(document) {
+    // Most documents are valid.
+    if is_valid(document) {
         return Vec::new();
     }
-    validator
+    validator()
         .iter_errors(document)
         .map(|e| Violation::new(dotted_path(e.instance_path().as_str()), e.to_string()))
         .collect()

@@ -183,29 +183,38 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     // document (that copied the defaults for every deploy). Validation sees only what the user
     // gave of it: the defaults are valid, and each schema rule looks at one node and its
     // children, except that `version` is required, which every document reaching here has.
+    // Mostly, what the user gave is the document as it is.
     let defaults = defaults::v3_effective();
-    let mut given = lookup::given(Some(&config), defaults);
-    if let Some(given) = &mut given {
-        schema::integral_floats_to_ints(given, false);
-        let violations = schema::violations(given);
-        if !violations.is_empty() {
-            return Err(SpecError::Invalid(violations));
+    let given;
+    let document = if lookup::is_given(&config, defaults) && schema::is_valid(&config) {
+        Some(&config)
+    } else {
+        given = lookup::given(Some(&config), defaults).map(|mut given| {
+            schema::integral_floats_to_ints(&mut given, false);
+            given
+        });
+        if let Some(given) = &given {
+            let violations = schema::violations(given);
+            if !violations.is_empty() {
+                return Err(SpecError::Invalid(violations));
+            }
         }
-    }
-    let doc = Document::deserialize(lookup::Merged::over(given.as_ref(), defaults))
+        given.as_ref()
+    };
+    let doc = Document::deserialize(lookup::Merged::over(document, defaults))
         .map_err(|e| SpecError::Invalid(vec![Violation::new("", e.to_string())]))?;
     let mut violations = Vec::new();
 
     let ports: Vec<PortSpec> = doc
         .ports
-        .iter()
+        .into_iter()
         .map(|p| PortSpec {
             protocol: if p.protocol == "tcp" {
                 Protocol::Tcp
             } else {
                 Protocol::Http
             },
-            name: p.name.clone(),
+            name: p.name,
             port: p.port,
             target_port: p.target_port,
         })
@@ -214,7 +223,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     let raw_checks = config.get("healthchecks").filter(|c| truthy(c));
     let raw_check = |kind: &str| raw_checks.and_then(|c| c.get(kind)).filter(|c| truthy(c));
     let liveness = check(
-        &doc.healthchecks.liveness,
+        doc.healthchecks.liveness,
         raw_check("liveness"),
         &ports,
         "liveness",
@@ -224,7 +233,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         liveness.clone()
     } else {
         check(
-            &doc.healthchecks.readiness,
+            doc.healthchecks.readiness,
             raw_check("readiness"),
             &ports,
             "readiness",
@@ -232,7 +241,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         )
     };
 
-    let ingresses = ingress_items(&doc.ingress, &ports, &mut violations);
+    let ingresses = ingress_items(doc.ingress, &ports, &mut violations);
     let secrets = secrets(&doc.extensions.secrets, &mut violations);
     let (Some(liveness), Some(readiness)) = (liveness, readiness) else {
         return Err(SpecError::Invalid(violations));
@@ -254,11 +263,13 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
 
     // A migrated v2 document marks resources its v2 file left unset with null: no value, not
     // the v3 default.
-    let resource = |kind: &str, name: &str, merged: &Option<Value>| -> Option<String> {
+    let resource = |kind: &str, name: &str, merged: Option<Value>| -> Option<String> {
         let unset_in_v2 = origin == Origin::MigratedV2
             && lookup::at(&config, &["resources", kind, name]).is_none_or(Value::is_null);
         match merged {
-            Some(value) if !value.is_null() && !unset_in_v2 => Some(py_str(value)),
+            _ if unset_in_v2 => None,
+            Some(Value::String(s)) => Some(s),
+            Some(value) if !value.is_null() => Some(py_str(&value)),
             _ => None,
         }
     };
@@ -276,12 +287,12 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         },
         resources: ResourcesSpec {
             limits: ResourceRequirementSpec {
-                cpu: resource("limits", "cpu", &doc.resources.limits.cpu),
-                memory: resource("limits", "memory", &doc.resources.limits.memory),
+                cpu: resource("limits", "cpu", doc.resources.limits.cpu),
+                memory: resource("limits", "memory", doc.resources.limits.memory),
             },
             requests: ResourceRequirementSpec {
-                cpu: resource("requests", "cpu", &doc.resources.requests.cpu),
-                memory: resource("requests", "memory", &doc.resources.requests.memory),
+                cpu: resource("requests", "cpu", doc.resources.requests.cpu),
+                memory: resource("requests", "memory", doc.resources.requests.memory),
             },
         },
         admin_access: doc.admin_access,
@@ -336,7 +347,7 @@ fn rewrite_tls_shorthand(config: &mut Value) {
 }
 
 fn check(
-    merged: &Check,
+    merged: Check,
     raw: Option<&Value>,
     ports: &[PortSpec],
     kind: &str,
@@ -346,12 +357,12 @@ fn check(
     let explicit_port =
         |action: &str| truthy_opt(raw.and_then(|r| r.get(action)).and_then(|a| a.get("port")));
     let first_port = ports.first();
-    let port_for = |action: &str, given: &Option<PortRef>, violations: &mut Vec<Violation>| match (
+    let port_for = |action: &str, given: Option<PortRef>, violations: &mut Vec<Violation>| match (
         explicit_port(action),
         given,
         first_port,
     ) {
-        (true, Some(port), _) => Some(port.clone()),
+        (true, Some(port), _) => Some(port),
         (_, _, Some(first)) => Some(PortRef::Name(first.name.clone())),
         _ => {
             violations.push(Violation::new(
@@ -361,27 +372,34 @@ fn check(
             None
         }
     };
+    let Check {
+        execute,
+        http,
+        tcp,
+        initial_delay_seconds,
+        period_seconds,
+        success_threshold,
+        failure_threshold,
+        timeout_seconds,
+    } = merged;
     let http = |violations: &mut Vec<Violation>| {
-        port_for("http", &merged.http.port, violations).map(|port| CheckAction::Http {
-            path: merged.http.path.clone(),
+        port_for("http", http.port, violations).map(|port| CheckAction::Http {
+            path: http.path,
             port,
-            http_headers: merged
-                .http
+            http_headers: http
                 .http_headers
-                .iter()
+                .into_iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), py_str(v)))
+                .map(|(k, v)| (k, py_str(&v)))
                 .collect(),
         })
     };
     let tcp = |violations: &mut Vec<Violation>| {
-        port_for("tcp", &merged.tcp.port, violations).map(|port| CheckAction::Tcp { port })
+        port_for("tcp", tcp.port, violations).map(|port| CheckAction::Tcp { port })
     };
     let action = if configured("execute") {
-        match &merged.execute.command {
-            Some(command) => Some(CheckAction::Execute {
-                command: command.clone(),
-            }),
+        match execute.command {
+            Some(command) => Some(CheckAction::Execute { command }),
             None => {
                 violations.push(Violation::new(
                     format!("healthchecks.{kind}.execute.command"),
@@ -407,16 +425,16 @@ fn check(
     };
     action.map(|action| CheckSpec {
         action,
-        initial_delay_seconds: merged.initial_delay_seconds,
-        period_seconds: merged.period_seconds,
-        success_threshold: merged.success_threshold,
-        failure_threshold: merged.failure_threshold,
-        timeout_seconds: merged.timeout_seconds,
+        initial_delay_seconds,
+        period_seconds,
+        success_threshold,
+        failure_threshold,
+        timeout_seconds,
     })
 }
 
 fn ingress_items(
-    items: &[Ingress],
+    items: Vec<Ingress>,
     ports: &[PortSpec],
     violations: &mut Vec<Violation>,
 ) -> Vec<IngressItemSpec> {
@@ -440,13 +458,13 @@ fn ingress_items(
                 .map(|(_, p)| *p),
         }
     };
-    let mut out = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let mut pathmappings = Vec::new();
-        for (j, path) in item.paths.iter().enumerate() {
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let mut pathmappings = Vec::with_capacity(item.paths.len());
+        for (j, path) in item.paths.into_iter().enumerate() {
             match resolve(&path.port) {
                 Some(port) => pathmappings.push(IngressPathMappingSpec {
-                    path: path.path.clone(),
+                    path: path.path,
                     port,
                 }),
                 None => violations.push(Violation::new(
@@ -456,9 +474,9 @@ fn ingress_items(
             }
         }
         out.push(IngressItemSpec {
-            host: item.host.clone(),
+            host: item.host,
             pathmappings,
-            annotations: StringMap(item.annotations.0.clone()).into_map(),
+            annotations: item.annotations.into_map(),
         });
     }
     out

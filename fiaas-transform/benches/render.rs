@@ -161,10 +161,10 @@ fn report_per_app(apps: &Apps) {
 
     {
         let phase = |label: &str, f: &dyn Fn()| {
-            let n = 20u32;
+            let n = 4u32;
             let before = ALLOCATIONS.load(Ordering::Relaxed);
             let mut best = Duration::MAX;
-            for _ in 0..15 {
+            for _ in 0..200 {
                 let start = Instant::now();
                 for _ in 0..n {
                     f();
@@ -172,7 +172,7 @@ fn report_per_app(apps: &Apps) {
                 best = best.min(start.elapsed());
             }
             let per = best / (n * apps.texts.len() as u32);
-            let n = n * 15;
+            let n = n * 200;
             let allocs =
                 (ALLOCATIONS.load(Ordering::Relaxed) - before) / (u64::from(n) * apps.len());
             println!(
@@ -189,6 +189,7 @@ fn report_per_app(apps: &Apps) {
             .iter()
             .map(|d| fiaas_spec::from_document(d, &apps.facts).unwrap())
             .collect();
+        phase("deploy", &|| apps.deploy_all());
         phase("parse", &|| {
             for t in &apps.texts {
                 black_box(fiaas_spec::parse_document(black_box(t)).unwrap());

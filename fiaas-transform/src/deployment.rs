@@ -30,6 +30,8 @@ const MINIMUM_GRACE_PERIOD: i64 = 30;
 /// The sidecar outlives the main container's pre-stop sleep by this much.
 const DATADOG_PRE_STOP_DELAY: i64 = 5;
 const DATADOG_CONTAINER_NAME: &str = "fiaas-datadog-container";
+/// Variables the Datadog sidecar adds to the main container.
+const DATADOG_ENV: usize = 2;
 const SECRETS_INIT_CONTAINER_NAME: &str = "fiaas-secrets-init-container";
 const SECRETS_MOUNT_PATH: &str = "/var/run/secrets/fiaas/";
 const CONFIG_MOUNT_PATH: &str = "/var/run/config/fiaas/";
@@ -55,7 +57,7 @@ pub(crate) fn deployment(
     pod.add_prometheus(app, notes);
     pod.add_secrets(app, config, notes);
 
-    let mut pod_labels = fiaas_labels.clone();
+    let mut pod_labels = merged(&app.labels.pod, &[fiaas_labels]);
     pod_labels.insert("fiaas/status".to_owned(), "active".to_owned());
     let strategy = if app.autoscaler.max_replicas == 1 && app.singleton {
         RollingUpdateDeployment {
@@ -85,7 +87,7 @@ pub(crate) fn deployment(
                 metadata: Some(ObjectMeta {
                     name: Some(app.name.clone()),
                     namespace: Some(app.namespace.clone()),
-                    labels: non_empty(merged(&app.labels.pod, &[&pod_labels])),
+                    labels: non_empty(pod_labels),
                     annotations: non_empty(pod.annotations),
                     ..ObjectMeta::default()
                 }),
@@ -178,6 +180,20 @@ fn env_from(name: &str, source: EnvVarSource) -> EnvVar {
     }
 }
 
+/// Volumes the secrets add to a pod, mostly: a Kubernetes Secret one, or an init-container's
+/// two (see [`Pod::add_secrets`]).
+const SECRET_VOLUMES: usize = 2;
+/// Volume mounts the secrets add to the main container, mostly.
+const SECRET_MOUNTS: usize = 1;
+
+/// `items` in a vector with room for `more`: pod parts are large (a Volume is kilobytes), and a
+/// vector outgrowing its room copies them all.
+fn with_room<T, const N: usize>(items: [T; N], more: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(N + more);
+    out.extend(items);
+    out
+}
+
 /// The pod being assembled: its spec plus the annotations collected on the way.
 struct Pod {
     spec: PodSpec,
@@ -213,10 +229,13 @@ impl Pod {
             liveness_probe: Some(probe(&app.health_checks.liveness, "liveness")?),
             readiness_probe: Some(probe(&app.health_checks.readiness, "readiness")?),
             image_pull_policy: Some(pull_policy(&app.image)),
-            volume_mounts: Some(vec![
-                mount(format!("{}-config", app.name), true, CONFIG_MOUNT_PATH),
-                mount("tmp".to_owned(), false, "/tmp"),
-            ]),
+            volume_mounts: Some(with_room(
+                [
+                    mount(format!("{}-config", app.name), true, CONFIG_MOUNT_PATH),
+                    mount("tmp".to_owned(), false, "/tmp"),
+                ],
+                SECRET_MOUNTS,
+            )),
             resources: Some(ResourceRequirements {
                 limits: quantities(&app.resources.limits),
                 requests: quantities(&app.resources.requests),
@@ -225,16 +244,19 @@ impl Pod {
             ..Container::default()
         };
         let spec = PodSpec {
-            containers: vec![main],
+            containers: with_room([main], usize::from(app.datadog.enabled)),
             init_containers: Some(Vec::new()),
-            volumes: Some(vec![
-                config_map_volume(format!("{}-config", app.name), &app.name),
-                Volume {
-                    name: "tmp".to_owned(),
-                    empty_dir: Some(empty_dir(config.use_in_memory_emptydirs)),
-                    ..Volume::default()
-                },
-            ]),
+            volumes: Some(with_room(
+                [
+                    config_map_volume(format!("{}-config", app.name), &app.name),
+                    Volume {
+                        name: "tmp".to_owned(),
+                        empty_dir: Some(empty_dir(config.use_in_memory_emptydirs)),
+                        ..Volume::default()
+                    },
+                ],
+                SECRET_VOLUMES,
+            )),
             service_account_name: Some(if config.enable_service_account_per_app {
                 app.name.clone()
             } else {
@@ -597,7 +619,8 @@ fn probe(check: &CheckSpec, kind: &str) -> Result<Probe, TransformError> {
 /// The main container's environment, in upstream's order: a name-sorted list of the static
 /// variables (legacy < global < fiaas-managed) followed by the downward-API ones, sorted stably.
 fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
-    let mut values: IndexMap<String, String> = IndexMap::new();
+    // Kept in name order, a later value of a name replacing the earlier one.
+    let mut values: BTreeMap<String, String> = BTreeMap::new();
     values.insert(
         "FIAAS_INFRASTRUCTURE".to_owned(),
         config.infrastructure.as_str().to_owned(),
@@ -633,14 +656,8 @@ fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
         values.insert("IMAGE".to_owned(), app.image.clone());
         values.insert("VERSION".to_owned(), version);
     }
-    let mut out: Vec<EnvVar> = values.into_iter().map(|(k, v)| env(&k, v)).collect();
-    for (name, resource) in [
-        ("FIAAS_REQUESTS_CPU", "requests.cpu"),
-        ("FIAAS_REQUESTS_MEMORY", "requests.memory"),
-        ("FIAAS_LIMITS_CPU", "limits.cpu"),
-        ("FIAAS_LIMITS_MEMORY", "limits.memory"),
-    ] {
-        out.push(env_from(
+    let resource = |name: &str, resource: &str| {
+        env_from(
             name,
             EnvVarSource {
                 resource_field_ref: Some(ResourceFieldSelector {
@@ -650,13 +667,10 @@ fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
                 }),
                 ..EnvVarSource::default()
             },
-        ));
-    }
-    for (name, field) in [
-        ("FIAAS_NAMESPACE", "metadata.namespace"),
-        ("FIAAS_POD_NAME", "metadata.name"),
-    ] {
-        out.push(env_from(
+        )
+    };
+    let field = |name: &str, field: &str| {
+        env_from(
             name,
             EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
@@ -665,9 +679,32 @@ fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
                 }),
                 ..EnvVarSource::default()
             },
-        ));
+        )
+    };
+    // In name order, to merge with the static variables; a static one goes first on a tie.
+    let mut downward = [
+        resource("FIAAS_LIMITS_CPU", "limits.cpu"),
+        resource("FIAAS_LIMITS_MEMORY", "limits.memory"),
+        field("FIAAS_NAMESPACE", "metadata.namespace"),
+        field("FIAAS_POD_NAME", "metadata.name"),
+        resource("FIAAS_REQUESTS_CPU", "requests.cpu"),
+        resource("FIAAS_REQUESTS_MEMORY", "requests.memory"),
+    ]
+    .into_iter()
+    .peekable();
+    let room = if app.datadog.enabled { DATADOG_ENV } else { 0 };
+    let mut out = Vec::with_capacity(values.len() + downward.len() + room);
+    for (name, value) in values {
+        while let Some(var) = downward.next_if(|var| var.name < name) {
+            out.push(var);
+        }
+        out.push(EnvVar {
+            name,
+            value: Some(value),
+            value_from: None,
+        });
     }
-    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.extend(downward);
     out
 }
 

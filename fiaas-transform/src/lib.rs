@@ -82,50 +82,47 @@ pub fn render(
     };
     let labels = meta::fiaas_labels(app, &config.version);
     let mut notes = Notes::default();
-    let mut objects = Vec::new();
-    let mut absent = BTreeSet::new();
-
-    if config.enable_service_account_per_app {
-        objects.push(KubeObject::ServiceAccount(
+    let accounts: Vec<KubeObject> = if config.enable_service_account_per_app {
+        std::iter::once(KubeObject::ServiceAccount(
             service_account::service_account(app, &labels),
-        ));
-        objects.extend(
+        ))
+        .chain(
             service_account::role_bindings(app, config, &labels)
                 .into_iter()
                 .map(KubeObject::RoleBinding),
-        );
-    }
-    match service::service(app, config, &labels) {
-        Some(service) => objects.push(KubeObject::Service(service)),
-        None => {
-            absent.insert(Kind::Service);
-        }
-    }
-    let ingresses = ingress::ingresses(app, config, &labels)?;
-    if ingresses.is_empty() {
-        absent.insert(Kind::Ingress);
-    }
-    objects.extend(ingresses);
-    objects.push(KubeObject::Deployment(deployment::deployment(
-        app,
-        config,
-        &labels,
-        options.besteffort_qos,
-        &mut notes,
-    )?));
-    if should_have_autoscaler(app, &mut notes) {
-        objects.push(KubeObject::HorizontalPodAutoscaler(autoscaler::autoscaler(
-            app, &labels,
-        )));
+        )
+        .collect()
     } else {
-        absent.insert(Kind::HorizontalPodAutoscaler);
-    }
-    match pod_disruption_budget::pod_disruption_budget(app, config, &labels) {
-        Some(pdb) => objects.push(KubeObject::PodDisruptionBudget(pdb)),
-        None => {
-            absent.insert(Kind::PodDisruptionBudget);
+        Vec::new()
+    };
+    let service = service::service(app, config, &labels);
+    let ingresses = ingress::ingresses(app, config, &labels)?;
+    let deployment =
+        deployment::deployment(app, config, &labels, options.besteffort_qos, &mut notes)?;
+    let autoscaler =
+        should_have_autoscaler(app, &mut notes).then(|| autoscaler::autoscaler(app, &labels));
+    let pdb = pod_disruption_budget::pod_disruption_budget(app, config, &labels);
+
+    let mut absent = BTreeSet::new();
+    for (kind, missing) in [
+        (Kind::Service, service.is_none()),
+        (Kind::Ingress, ingresses.is_empty()),
+        (Kind::HorizontalPodAutoscaler, autoscaler.is_none()),
+        (Kind::PodDisruptionBudget, pdb.is_none()),
+    ] {
+        if missing {
+            absent.insert(kind);
         }
     }
+    // Objects are large (kilobytes each): a vector grown one push at a time would copy them
+    // over and over.
+    let mut objects = Vec::with_capacity(accounts.len() + ingresses.len() + 4);
+    objects.extend(accounts);
+    objects.extend(service.map(KubeObject::Service));
+    objects.extend(ingresses);
+    objects.push(KubeObject::Deployment(deployment));
+    objects.extend(autoscaler.map(KubeObject::HorizontalPodAutoscaler));
+    objects.extend(pdb.map(KubeObject::PodDisruptionBudget));
     Ok(Manifests {
         objects,
         absent,
