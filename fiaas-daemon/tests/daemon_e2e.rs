@@ -208,6 +208,7 @@ const APPS: &[&str] = &[
     "null-config",
     "huge-config",
     "after-bad",
+    "superseded",
 ];
 
 /// Leftovers of an earlier run would be skipped as already deployed: start from nothing.

@@ -274,8 +274,11 @@ impl RolloutTracker {
             let state = self.state(&app.namespace, &app.name).flatten();
             if let Some(state) = &state {
                 let current = generation.is_none_or(|g| state.generation.is_some_and(|s| s >= g));
+                // A deadline condition counts only once the controller has seen this
+                // generation: an earlier rollout's verdict says nothing about this one.
+                let observed = state.observed_generation >= state.generation;
                 if current {
-                    if let Some(message) = &state.deadline_exceeded {
+                    if let Some(message) = state.deadline_exceeded.as_ref().filter(|_| observed) {
                         return RolloutOutcome::Failed(format!(
                             "Deployment {} exceeded its progress deadline: {message}",
                             app.name

@@ -437,11 +437,9 @@ pub(crate) fn given(config: Option<&Value>, default: &Value) -> Option<Value> {
 /// [`given`]'s caller, which turns integral ones into integers.
 pub(crate) fn is_given(config: &Value, default: &Value) -> bool {
     match (config, default) {
-        (Value::Object(user), Value::Object(defaults)) if !defaults.is_empty() => {
-            user.iter().all(|(k, v)| {
-                !v.is_null() && defaults.get(k).is_some_and(|d| is_given(v, d))
-            })
-        }
+        (Value::Object(user), Value::Object(defaults)) if !defaults.is_empty() => user
+            .iter()
+            .all(|(k, v)| !v.is_null() && defaults.get(k).is_some_and(|d| is_given(v, d))),
         (_, Value::Object(_)) => truthy(config) && !has_float(config),
         (Value::Array(user), Value::Array(defaults)) if !defaults.is_empty() => user
             .iter()
