@@ -26,11 +26,11 @@ struct Line<'a> {
 
 /// The document of `text`, or `None` when the full parser must read it.
 pub(crate) fn parse(text: &str) -> Option<Value> {
-    if text.len() > MAX_BYTES
-        || !text
-            .bytes()
-            .all(|b| b == b'\n' || (b' '..=b'~').contains(&b))
-    {
+    // Without an early exit, the check vectorises.
+    let printable = text.bytes().fold(true, |printable, b| {
+        printable & (b == b'\n' || (b' '..=b'~').contains(&b))
+    });
+    if text.len() > MAX_BYTES || !printable {
         return None;
     }
     let mut lines = Vec::new();
@@ -49,7 +49,7 @@ pub(crate) fn parse(text: &str) -> Option<Value> {
         }
         document_start_allowed = false;
         let indent = raw.len() - content.len();
-        let content = match content.find(" #") {
+        let content = match find_pair(content, b' ', b'#') {
             // A `#` in quotes is not a comment; such lines are left to the full parser.
             Some(_) if content.contains(['"', '\'']) => return None,
             Some(comment) => &content[..comment],
@@ -153,14 +153,21 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Where `text` first has byte `a` followed by byte `b` (cheaper than a substring search for
+/// such short texts).
+fn find_pair(text: &str, a: u8, b: u8) -> Option<usize> {
+    text.as_bytes().windows(2).position(|pair| pair == [a, b])
+}
+
 fn is_item(text: &str) -> bool {
     text == "-" || text.starts_with("- ")
 }
 
 /// `key: rest` with a plain key that is a string whatever the schema, or `None`.
 fn entry(text: &str) -> Option<(&str, &str)> {
-    let end =
-        text.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/')))?;
+    let end = text
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/')))?;
     let (key, rest) = text.split_at(end);
     let rest = rest.strip_prefix(':')?;
     let plain_key = key.len() <= MAX_KEY_BYTES
@@ -195,7 +202,7 @@ fn scalar(text: &str) -> Option<Value> {
             return (!inner.contains([quote, '\\'])).then(|| Value::String(inner.to_owned()));
         }
     }
-    if text.contains(": ") || text.ends_with(':') {
+    if find_pair(text, b':', b' ').is_some() || text.ends_with(':') {
         return None;
     }
     if text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/' || c == '_') {

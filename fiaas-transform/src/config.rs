@@ -1025,19 +1025,35 @@ impl ClusterConfig {
     /// its service account token.
     pub fn secret_init_container_images(&self) -> (IndexMap<String, String>, bool) {
         let mut images = self.secret_init_containers.clone();
-        if let Some(image) = &self.strongbox_init_container_image {
-            images
-                .entry("strongbox".to_string())
-                .or_insert_with(|| image.clone());
+        for secret_type in ["strongbox", "default"] {
+            if let Some(image) = self.secret_init_container_image(secret_type) {
+                images
+                    .entry(secret_type.to_owned())
+                    .or_insert_with(|| image.to_owned());
+            }
         }
-        let mut automount_service_account_token = false;
-        if let Some(image) = &self.secrets_init_container_image
-            && !images.contains_key("default")
-        {
-            images.insert("default".to_string(), image.clone());
-            automount_service_account_token = true;
-        }
-        (images, automount_service_account_token)
+        (images, self.secret_init_containers_mount_token())
+    }
+
+    /// The image of [`Self::secret_init_container_images`] for one type, without building the
+    /// map (every deploy looks up one or two).
+    pub fn secret_init_container_image(&self, secret_type: &str) -> Option<&str> {
+        let flag = match secret_type {
+            "strongbox" => self.strongbox_init_container_image.as_ref(),
+            "default" => self.secrets_init_container_image.as_ref(),
+            _ => None,
+        };
+        self.secret_init_containers
+            .get(secret_type)
+            .or(flag)
+            .map(String::as_str)
+    }
+
+    /// The bool of [`Self::secret_init_container_images`]: `default` came from
+    /// `--secrets-init-container-image`.
+    pub fn secret_init_containers_mount_token(&self) -> bool {
+        self.secrets_init_container_image.is_some()
+            && !self.secret_init_containers.contains_key("default")
     }
 }
 

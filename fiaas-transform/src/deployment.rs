@@ -379,17 +379,17 @@ impl Pod {
     }
 
     fn add_secrets(&mut self, app: &AppSpec, config: &ClusterConfig, notes: &mut Notes) {
-        let (images, force_automount) = config.secret_init_container_images();
         let specs: Vec<SecretsSpec> = if !app.secrets.is_empty() {
             app.secrets.clone()
-        } else if images.contains_key("strongbox") && app.strongbox.enabled {
+        } else if config.secret_init_container_image("strongbox").is_some() && app.strongbox.enabled
+        {
             vec![SecretsSpec {
                 secret_type: "strongbox".to_owned(),
                 parameters: vec![
                     ("AWS_REGION".to_owned(), app.strongbox.aws_region.clone()),
                     (
                         "SECRET_GROUPS".to_owned(),
-                        app.strongbox.groups.clone().unwrap_or_default().join(","),
+                        app.strongbox.groups.as_deref().unwrap_or_default().join(","),
                     ),
                 ],
                 annotations: app
@@ -399,7 +399,7 @@ impl Pod {
                     .map(|role| ("iam.amazonaws.com/role".to_owned(), role.clone()))
                     .collect(),
             }]
-        } else if images.contains_key("default") {
+        } else if config.secret_init_container_image("default").is_some() {
             vec![SecretsSpec {
                 secret_type: "default".to_owned(),
                 parameters: Vec::new(),
@@ -413,14 +413,14 @@ impl Pod {
             return;
         }
         for spec in specs {
-            let Some(image) = images.get(&spec.secret_type) else {
+            let Some(image) = config.secret_init_container_image(&spec.secret_type) else {
                 notes.warning(format!(
                     "No init-container registered for secrets with type={}",
                     spec.secret_type
                 ));
                 continue;
             };
-            self.add_init_container_secret(app, config, image, spec, force_automount, notes);
+            self.add_init_container_secret(app, config, image, spec, notes);
         }
     }
 
@@ -462,7 +462,6 @@ impl Pod {
         config: &ClusterConfig,
         image: &str,
         spec: SecretsSpec,
-        force_automount: bool,
         notes: &mut Notes,
     ) {
         let secret = format!("{}-secret", app.name);
@@ -511,7 +510,7 @@ impl Pod {
         if let Some(account) = &config.secrets_service_account_name {
             self.spec.service_account_name = Some(account.clone());
         }
-        if force_automount {
+        if config.secret_init_containers_mount_token() {
             self.spec.automount_service_account_token = Some(true);
         }
         self.annotations.extend(spec.annotations);
