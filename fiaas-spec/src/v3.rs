@@ -179,10 +179,10 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         schema::coerce_v3(&mut config);
     }
     rewrite_tls_shorthand(&mut config);
-    // The document is validated and read merged over the defaults, without building the merged
-    // document (that copied the defaults for every deploy). Validation sees only what the user
-    // gave of it: the defaults are valid, and each schema rule looks at one node and its
-    // children, except that `version` is required, which every document reaching here has.
+    // The document is validated and read as merged over the defaults, without building the
+    // merged document (that copied the defaults for every deploy). Validation sees what the
+    // user gave of it, which is enough: the defaults are valid, and each schema rule looks at a
+    // node and its children, but for the required `version`, which every document here has.
     // Mostly, what the user gave is the document as it is.
     let defaults = defaults::v3_effective();
     let given;

@@ -25,7 +25,6 @@ pub(crate) fn options() -> serde_saphyr::Options {
             max_replay_stack_depth: 16,
         },
         budget: serde_saphyr::budget! { max_depth: MAX_DEPTH },
-        emit_comments: false,
     }
 }
 

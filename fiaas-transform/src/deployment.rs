@@ -389,7 +389,11 @@ impl Pod {
                     ("AWS_REGION".to_owned(), app.strongbox.aws_region.clone()),
                     (
                         "SECRET_GROUPS".to_owned(),
-                        app.strongbox.groups.as_deref().unwrap_or_default().join(","),
+                        app.strongbox
+                            .groups
+                            .as_deref()
+                            .unwrap_or_default()
+                            .join(","),
                     ),
                 ],
                 annotations: app

@@ -6,7 +6,7 @@
 //! item, and one `<app>-N` Ingress per non-default TLS issuer.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use data_encoding::BASE32_NOPAD;
 use fiaas_spec::{AppSpec, IngressPathMappingSpec, Protocol};
@@ -465,11 +465,14 @@ fn render<'a>(app: &AppSpec, group: &'a Group<'a>, tls: Option<&Tls>) -> Rendere
 fn dedup<'a>(
     paths: impl IntoIterator<Item = &'a IngressPathMappingSpec>,
 ) -> Vec<&'a IngressPathMappingSpec> {
-    let mut seen = HashSet::new();
-    paths
-        .into_iter()
-        .filter(|path| seen.insert(*path))
-        .collect()
+    // A handful of paths: a scan costs less than hashing them.
+    let mut unique: Vec<&IngressPathMappingSpec> = Vec::new();
+    for path in paths {
+        if !unique.contains(&path) {
+            unique.push(path);
+        }
+    }
+    unique
 }
 
 fn networking_v1(
