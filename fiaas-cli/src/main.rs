@@ -54,13 +54,13 @@ struct RenderArgs {
     /// Application name (`spec.application`).
     #[arg(long)]
     name: Option<String>,
-    /// Namespace [default: default].
+    /// Namespace (default: `default`).
     #[arg(long)]
     namespace: Option<String>,
-    /// Container image [default: <name>:latest].
+    /// Container image (default: NAME:latest).
     #[arg(long)]
     image: Option<String>,
-    /// Deployment id (the `fiaas/deployment_id` label) [default: 1].
+    /// Deployment id (the `fiaas/deployment_id` label; default: 1).
     #[arg(long)]
     deployment_id: Option<String>,
     /// The Application's uid; owner references are set only when given.
