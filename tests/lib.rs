@@ -296,6 +296,67 @@ pub async fn test_cluster() -> Option<kube::Client> {
     }
 }
 
+/// A fresh namespace `<prefix>-<pid>`, so tests in parallel never meet.
+pub async fn test_namespace(client: &kube::Client, prefix: &str) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    let name = format!("{prefix}-{}", std::process::id());
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let body: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+        .expect("a namespace literal");
+    api.create(&kube::api::PostParams::default(), &body)
+        .await
+        .expect("create the test namespace");
+    name
+}
+
+/// Delete a test namespace (the controller-manager removes what is in it).
+pub async fn drop_namespace(client: &kube::Client, name: &str) {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let _ = api.delete(name, &kube::api::DeleteParams::default()).await;
+}
+
+/// Play the kubelet once (there is none in the test cluster): every pod of `namespace` matching
+/// `selector` is marked Running and Ready, so the real controllers count it available.
+pub async fn make_pods_ready(client: &kube::Client, namespace: &str, selector: Option<&str>) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), namespace);
+    let mut params = ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    let Ok(listed) = pods.list(&params).await else {
+        return;
+    };
+    for pod in listed.items {
+        let now = jiff::Timestamp::now().to_string();
+        let status = serde_json::json!({"status": {"phase": "Running", "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": now},
+            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
+        let name = pod.metadata.name.unwrap_or_default();
+        let _ = pods
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+            .await;
+    }
+}
+
+/// [`make_pods_ready`] every 300 ms until the returned task is aborted.
+pub fn keep_pods_ready(
+    client: &kube::Client,
+    namespace: &str,
+    selector: Option<&str>,
+) -> tokio::task::JoinHandle<()> {
+    let (client, namespace) = (client.clone(), namespace.to_owned());
+    let selector = selector.map(str::to_owned);
+    tokio::spawn(async move {
+        loop {
+            make_pods_ready(&client, &namespace, selector.as_deref()).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

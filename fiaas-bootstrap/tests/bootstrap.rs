@@ -4,33 +4,18 @@
 //! and the real controllers report the rollouts done.
 
 use std::process::Output;
-use std::time::Duration;
 
 use fiaas_tests::e2e::{Cluster, Deploy, expected_object};
-use fiaas_tests::{fixtures_dir, normalise_object, read_fixture, subset_difference, test_cluster};
+use fiaas_tests::{
+    drop_namespace, fixtures_dir, keep_pods_ready, normalise_object, read_fixture,
+    subset_difference, test_cluster, test_namespace,
+};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
-
-async fn namespace(client: &Client, name: &str) -> String {
-    let name = format!("{name}-{}", std::process::id());
-    let api: Api<Namespace> = Api::all(client.clone());
-    let body: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    api.create(&PostParams::default(), &body)
-        .await
-        .expect("create a namespace");
-    name
-}
-
-async fn drop_namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-}
 
 async fn application(
     client: &Client,
@@ -58,31 +43,6 @@ async fn application(
     created.metadata.uid.unwrap_or_default()
 }
 
-/// Play the kubelet in a namespace until aborted: every pod is Running and Ready.
-fn kubelet(client: &Client, ns: &str) -> tokio::task::JoinHandle<()> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    tokio::spawn(async move {
-        loop {
-            if let Ok(listed) = pods.list(&ListParams::default()).await {
-                for pod in listed.items {
-                    let now = jiff::Timestamp::now().to_string();
-                    let status = json!({"status": {"phase": "Running", "conditions": [
-                        {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                        {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
-                    let _ = pods
-                        .patch_status(
-                            &pod.metadata.name.unwrap_or_default(),
-                            &PatchParams::default(),
-                            &Patch::Merge(status),
-                        )
-                        .await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-}
-
 async fn bootstrap(ns: &str, args: &[&str]) -> Output {
     let mut command =
         tokio::process::Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon-bootstrap"));
@@ -107,8 +67,12 @@ async fn the_catalog_bootstrap_cases_deploy_only_the_labelled_apps_of_the_namesp
     let Some(client) = test_cluster().await else {
         return;
     };
-    let ns = namespace(&client, "bootstrap").await;
-    let other = namespace(&client, "bootstrap-other").await;
+    // The bootstrapper never creates CRDs; like upstream's bootstrap test, the test does.
+    fiaas_k8s::ensure_crds(&client)
+        .await
+        .expect("install the CRDs");
+    let ns = test_namespace(&client, "bootstrap").await;
+    let other = test_namespace(&client, "bootstrap-other").await;
     let yaml = |path: &str| fiaas_spec::parse_document(&read_fixture(path)).unwrap();
     let v2 = yaml("specs/v2/data/examples/v2bootstrap.yml");
     let v3 = yaml("specs/v3/data/examples/v3bootstrap.yml");
@@ -153,7 +117,7 @@ async fn the_catalog_bootstrap_cases_deploy_only_the_labelled_apps_of_the_namesp
     )
     .await;
 
-    let kubelet = kubelet(&client, &ns);
+    let kubelet = keep_pods_ready(&client, &ns, None);
     let output = bootstrap(&ns, &[]).await;
     kubelet.abort();
     assert!(output.status.success(), "{}", stderr(&output));
@@ -224,7 +188,11 @@ async fn a_failed_rollout_and_an_invalid_app_exit_1_naming_each_app() {
     let Some(client) = test_cluster().await else {
         return;
     };
-    let ns = namespace(&client, "bootstrap-fail").await;
+    // The bootstrapper never creates CRDs; like upstream's bootstrap test, the test does.
+    fiaas_k8s::ensure_crds(&client)
+        .await
+        .expect("install the CRDs");
+    let ns = test_namespace(&client, "bootstrap-fail").await;
     let bootstrap_labels = json!({"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"});
     let quick = json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1},
         "healthchecks": {"readiness": {"initial_delay_seconds": 1}}});
@@ -251,7 +219,11 @@ async fn the_overall_timeout_exits_1_with_the_apps_still_rolling_out() {
     let Some(client) = test_cluster().await else {
         return;
     };
-    let ns = namespace(&client, "bootstrap-timeout").await;
+    // The bootstrapper never creates CRDs; like upstream's bootstrap test, the test does.
+    fiaas_k8s::ensure_crds(&client)
+        .await
+        .expect("install the CRDs");
+    let ns = test_namespace(&client, "bootstrap-timeout").await;
     application(
         &client,
         &ns,
@@ -275,8 +247,12 @@ async fn a_fiaas_yml_deploys_straight_from_a_file() {
     let Some(client) = test_cluster().await else {
         return;
     };
-    let ns = namespace(&client, "bootstrap-file").await;
-    let kubelet = kubelet(&client, &ns);
+    // The bootstrapper never creates CRDs; like upstream's bootstrap test, the test does.
+    fiaas_k8s::ensure_crds(&client)
+        .await
+        .expect("install the CRDs");
+    let ns = test_namespace(&client, "bootstrap-file").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
     let file = fixtures_dir().join("specs/v3/data/examples/v3minimal.yml");
     let output = bootstrap(
         &ns,

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use fiaas_k8s::{Application, ApplicationStatus, status_name};
 use fiaas_tests::e2e::{Cluster, Deploy, expected_object, input_document, main_cases};
-use fiaas_tests::{normalise_object, read_fixture, subset_difference, test_cluster};
+use fiaas_tests::{
+    keep_pods_ready, normalise_object, read_fixture, subset_difference, test_cluster,
+};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -149,30 +150,6 @@ async fn wait_result(
             .filter(|s| results.contains(&s.result.as_str()))
     })
     .await
-}
-
-/// Play the kubelet for one app: every pod of it is Running and Ready.
-async fn make_pods_ready(client: &Client, app: &str) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    let Ok(listed) = pods
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-    else {
-        return;
-    };
-    for pod in listed.items {
-        let now = jiff::Timestamp::now().to_string();
-        let status = json!({"status": {"phase": "Running", "conditions": [
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
-        let _ = pods
-            .patch_status(
-                &pod.metadata.name.unwrap_or_default(),
-                &PatchParams::default(),
-                &Patch::Merge(status),
-            )
-            .await;
-    }
 }
 
 async fn live(client: &Client, resource: &ApiResource, name: &str) -> Option<Value> {
@@ -328,15 +305,7 @@ async fn the_daemon_deploys_updates_fails_and_cleans_up_like_upstream() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // The rollout finishes once the pods are ready: SUCCESS, watch-driven.
-    let kubelet = {
-        let client = client.clone();
-        tokio::spawn(async move {
-            loop {
-                make_pods_ready(&client, "v3-data-examples-v3minimal").await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    let kubelet = keep_pods_ready(&client, NS, Some("app=v3-data-examples-v3minimal"));
     wait_result(
         &client,
         "v3-data-examples-v3minimal",

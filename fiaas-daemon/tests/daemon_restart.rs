@@ -8,13 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
-use fiaas_tests::test_cluster;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{
-    Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
-};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 const APPS: usize = 20;
@@ -70,39 +67,9 @@ async fn a_killed_daemon_resumes_without_redeploying_what_succeeded() {
     let Some(client) = test_cluster().await else {
         return;
     };
-    let ns = format!("restart-{}", std::process::id());
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    namespaces
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let ns = test_namespace(&client, "restart").await;
 
-    let kubelet = {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        tokio::spawn(async move {
-            loop {
-                if let Ok(listed) = pods.list(&ListParams::default()).await {
-                    for pod in listed.items {
-                        let now = jiff::Timestamp::now().to_string();
-                        let status = json!({"status": {"phase": "Running", "conditions": [
-                            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-                            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
-                        let _ = pods
-                            .patch_status(
-                                &pod.metadata.name.unwrap_or_default(),
-                                &PatchParams::default(),
-                                &Patch::Merge(status),
-                            )
-                            .await;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let kubelet = keep_pods_ready(&client, &ns, None);
 
     let mut daemon = start_daemon(&ns);
     let applications: Api<DynamicObject> = Api::namespaced_with(
@@ -176,5 +143,5 @@ async fn a_killed_daemon_resumes_without_redeploying_what_succeeded() {
     for (app, count) in &deployed {
         assert!(*count <= 1, "{app} was reported deployed {count} times");
     }
-    let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+    drop_namespace(&client, &ns).await;
 }

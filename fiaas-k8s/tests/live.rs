@@ -16,33 +16,20 @@ use fiaas_tests::e2e::{
     Case, Cluster, Deploy, expected_object, flags, input_document, main_cases,
     service_account_cases,
 };
-use fiaas_tests::{normalise_object, read_fixture, subset_difference, test_cluster};
+use fiaas_tests::{
+    drop_namespace, keep_pods_ready, normalise_object, read_fixture, subset_difference,
+    test_cluster, test_namespace,
+};
 use fiaas_transform::{ClusterConfig, Kind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
 use serde_json::{Value, json};
-
-/// A fresh namespace per test, so tests run in parallel without meeting.
-async fn namespace(client: &Client, test: &str) -> String {
-    let name = format!("{test}-{}", std::process::id());
-    let api: Api<Namespace> = Api::all(client.clone());
-    let body: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    api.create(&PostParams::default(), &body)
-        .await
-        .expect("create the test namespace");
-    name
-}
-
-async fn drop_namespace(client: &Client, name: &str) {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-}
 
 /// Create (or update) the Application, so owned objects have a real owner and survive the
 /// garbage collector; returns the facts a daemon would read off it.
@@ -215,7 +202,7 @@ async fn every_e2e_pairing_deploys_to_the_expected_live_objects() {
             .await
             .expect("delete the Application");
     }
-    let ns = namespace(&client, "e2e-sa").await;
+    let ns = test_namespace(&client, "e2e-sa").await;
     for case in service_account_cases() {
         failures.extend(
             deploy_case(
@@ -272,7 +259,7 @@ async fn a_second_deployment_updates_in_place_prunes_and_keeps_hpa_replicas() {
         return;
     };
     let applier = Applier::new(client.clone()).await.unwrap();
-    let ns = namespace(&client, "redeploy").await;
+    let ns = test_namespace(&client, "redeploy").await;
     let name = "multi";
     let doc =
         fiaas_spec::parse_document(&read_fixture("specs/v3/data/examples/multiple_ingress.yml"))
@@ -388,7 +375,7 @@ async fn foreign_objects_are_neither_overwritten_nor_deleted() {
         return;
     };
     let applier = Applier::new(client.clone()).await.unwrap();
-    let ns = namespace(&client, "foreign").await;
+    let ns = test_namespace(&client, "foreign").await;
     let name = "owned-elsewhere";
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let account: ServiceAccount =
@@ -434,7 +421,7 @@ async fn besteffort_quota_renders_without_resources() {
         return;
     };
     let applier = Applier::new(client.clone()).await.unwrap();
-    let ns = namespace(&client, "besteffort").await;
+    let ns = test_namespace(&client, "besteffort").await;
     let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
     let quota: ResourceQuota =
         serde_json::from_value(json!({"metadata": {"name": "besteffort-only"},
@@ -467,32 +454,13 @@ async fn besteffort_quota_renders_without_resources() {
     drop_namespace(&client, &ns).await;
 }
 
-/// Play the kubelet: mark every pod of the app running and ready.
-async fn make_pods_ready(client: &Client, ns: &str, app: &str) {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("app={app}")))
-        .await
-        .unwrap();
-    for pod in listed.items {
-        let name = pod.metadata.name.unwrap_or_default();
-        let now = jiff::Timestamp::now().to_string();
-        let status = json!({"status": {"phase": "Running", "conditions": [
-            {"type": "Ready", "status": "True", "lastTransitionTime": now},
-            {"type": "ContainersReady", "status": "True", "lastTransitionTime": now}]}});
-        let _ = pods
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
-            .await;
-    }
-}
-
 #[tokio::test]
 async fn rollout_tracking_reports_success_deadline_and_timeout() {
     let Some(client) = test_cluster().await else {
         return;
     };
     let applier = Applier::new(client.clone()).await.unwrap();
-    let ns = namespace(&client, "rollout").await;
+    let ns = test_namespace(&client, "rollout").await;
     let (tracker, watch) = RolloutTracker::new(client.clone(), Some(&ns));
     tokio::spawn(watch);
 
@@ -515,16 +483,7 @@ async fn rollout_tracking_reports_success_deadline_and_timeout() {
                 .await
         })
     };
-    let kubelet = {
-        let client = client.clone();
-        let ns = ns.clone();
-        tokio::spawn(async move {
-            loop {
-                make_pods_ready(&client, &ns, "ready").await;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        })
-    };
+    let kubelet = keep_pods_ready(&client, &ns, Some("app=ready"));
     assert_eq!(waiting.await.unwrap(), RolloutOutcome::Ready);
     kubelet.abort();
 
@@ -589,7 +548,7 @@ async fn application_statuses_are_named_sequenced_and_kept_to_ten() {
     let Some(client) = test_cluster().await else {
         return;
     };
-    let ns = namespace(&client, "status").await;
+    let ns = test_namespace(&client, "status").await;
     let facts = application(
         &client,
         &ns,
