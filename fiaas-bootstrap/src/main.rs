@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 use fiaas_daemon::application::ApplicationView;
 use fiaas_daemon::deployer::{Cancel, Deployer};
 use fiaas_daemon::hook::ExtensionHook;
-use fiaas_daemon::logging;
+
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_k8s::{
     Applier, ClusterFacts, DeployOptions, DeployResult, RolloutOutcome, RolloutTracker,
@@ -22,7 +22,7 @@ use fiaas_k8s::{
 };
 use fiaas_spec::AppFacts;
 use fiaas_transform::ClusterConfig;
-use fiaas_transform::config::{ClusterArgs, ConfigError, DEFAULT_CONFIG_FILE};
+use fiaas_transform::config::ClusterArgs;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use tokio::sync::{Semaphore, watch};
 
@@ -53,32 +53,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
-    let config = match ClusterConfig::from_matches(&matches, Some(Path::new(DEFAULT_CONFIG_FILE))) {
-        Ok(config) => config.with_env_identity(),
-        Err(ConfigError::CommandLine(e)) => e.exit(),
-        Err(e) => {
-            eprintln!("fiaas-deploy-daemon-bootstrap: {e}");
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
-        }
-    };
-    if let Err(e) = logging::init(config.log_format, config.debug) {
-        eprintln!("fiaas-deploy-daemon-bootstrap: cannot set up logging: {e}");
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("fiaas-deploy-daemon-bootstrap: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (cli, config, runtime) = match startup::begin::<Cli>("fiaas-deploy-daemon-bootstrap") {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(run(config, cli)) {
         Ok(true) => ExitCode::SUCCESS,

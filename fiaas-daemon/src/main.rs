@@ -7,19 +7,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::Parser;
 use fiaas_daemon::controller::Controller;
 use fiaas_daemon::deployer::Deployer;
 use fiaas_daemon::health::Health;
 use fiaas_daemon::hook::ExtensionHook;
 use fiaas_daemon::leader::{self, LeaderElector};
+use fiaas_daemon::metrics;
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_daemon::usage::{UsageReporter, UsageSettings};
 use fiaas_daemon::web::{self, WebState};
-use fiaas_daemon::{logging, metrics};
 use fiaas_k8s::{Applier, QuotaWatch, RolloutTracker, StatusWriter};
 use fiaas_transform::ClusterConfig;
-use fiaas_transform::config::{ClusterArgs, ConfigError, DEFAULT_CONFIG_FILE};
+use fiaas_transform::config::ClusterArgs;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::{Semaphore, watch};
 
@@ -50,32 +50,9 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
-        Ok(cli) => cli,
-        Err(e) => e.exit(),
-    };
-    let config = match ClusterConfig::from_matches(&matches, Some(Path::new(DEFAULT_CONFIG_FILE))) {
-        Ok(config) => config.with_env_identity(),
-        Err(ConfigError::CommandLine(e)) => e.exit(),
-        Err(e) => {
-            eprintln!("fiaas-deploy-daemon: {e}");
-            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
-        }
-    };
-    if let Err(e) = logging::init(config.log_format, config.debug) {
-        eprintln!("fiaas-deploy-daemon: cannot set up logging: {e}");
-        return ExitCode::FAILURE;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            tracing::error!("General failure! cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (cli, config, runtime) = match startup::begin::<Cli>("fiaas-deploy-daemon") {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(run(config, cli)) {
         Ok(()) => ExitCode::SUCCESS,

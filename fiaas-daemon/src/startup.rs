@@ -55,6 +55,41 @@ const LEGACY_ENV: &[&str] = &[
     "FIAAS_SECRET_INIT_CONTAINERS",
 ];
 
+/// What the binaries share before their own work: parse the command line `C` (which flattens
+/// the cluster flags) with the upstream precedence of config files, set up logging and start
+/// the runtime. On failure, the message is printed and the exit code returned.
+pub fn begin<C: clap::Parser>(
+    program: &str,
+) -> Result<(C, ClusterConfig, tokio::runtime::Runtime), std::process::ExitCode> {
+    use fiaas_transform::config::{ConfigError, DEFAULT_CONFIG_FILE};
+    let matches = C::command().get_matches();
+    let cli = C::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let config = match ClusterConfig::from_matches(&matches, Some(Path::new(DEFAULT_CONFIG_FILE))) {
+        Ok(config) => config.with_env_identity(),
+        Err(ConfigError::CommandLine(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            return Err(std::process::ExitCode::from(
+                u8::try_from(e.exit_code()).unwrap_or(2),
+            ));
+        }
+    };
+    if let Err(e) = crate::logging::init(config.log_format, config.debug) {
+        eprintln!("{program}: cannot set up logging: {e}");
+        return Err(std::process::ExitCode::FAILURE);
+    }
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Ok((cli, config, runtime)),
+        Err(e) => {
+            tracing::error!("General failure! cannot start the runtime: {e}");
+            Err(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Why the daemon cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
