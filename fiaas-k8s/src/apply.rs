@@ -385,7 +385,10 @@ impl Applier {
             .filter(|b| owned_by_fiaas(&b.metadata) && !configured(b))
         {
             let name = stale.metadata.name.clone().unwrap_or_default();
-            self.delete_owned::<RoleBinding>(app, &name, stale.metadata.uid.clone())
+            let resource = ApiResource::erase::<RoleBinding>(&());
+            let bindings: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
+            self.delete_dynamic(&bindings, &resource, &name, stale.metadata.uid.clone())
                 .await?;
             report.deleted.push((Kind::RoleBinding, name));
         }
@@ -446,36 +449,22 @@ impl Applier {
         report: &mut DeployReport,
     ) -> Result<(), K8sError> {
         if manifests.absent.contains(&Kind::Service) {
-            self.delete_if_owned::<Service>(app, report, Kind::Service)
+            let resource = ApiResource::erase::<Service>(&());
+            self.delete_if_owned(&resource, Kind::Service, app, report)
                 .await?;
         }
         self.prune_ingresses(app, config, manifests, report).await?;
         if manifests.absent.contains(&Kind::HorizontalPodAutoscaler) {
             report.info(format!("Deleting autoscaler for {}", app.name));
-            self.delete_if_owned::<HorizontalPodAutoscaler>(
-                app,
-                report,
-                Kind::HorizontalPodAutoscaler,
-            )
-            .await?;
+            let resource = ApiResource::erase::<HorizontalPodAutoscaler>(&());
+            self.delete_if_owned(&resource, Kind::HorizontalPodAutoscaler, app, report)
+                .await?;
         }
         if manifests.absent.contains(&Kind::PodDisruptionBudget) {
             report.info(format!("Deleting podDisruptionBudget for {}", app.name));
             let resource = self.pdb_resource();
-            let api: Api<DynamicObject> =
-                Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
-            if let Some(pdb) = api
-                .get_opt(&app.name)
-                .await
-                .map_err(|source| K8sError::api("get", "PodDisruptionBudget", &app.name, source))?
-                && owned_by_fiaas(&pdb.metadata)
-            {
-                self.delete_dynamic(&api, &resource, &app.name, pdb.metadata.uid)
-                    .await?;
-                report
-                    .deleted
-                    .push((Kind::PodDisruptionBudget, app.name.clone()));
-            }
+            self.delete_if_owned(&resource, Kind::PodDisruptionBudget, app, report)
+                .await?;
         }
         Ok(())
     }
@@ -531,51 +520,28 @@ impl Applier {
         Ok(())
     }
 
-    async fn delete_if_owned<K>(
+    /// Delete the app's object of `resource` if fiaas owns it (a foreign one is left alone).
+    async fn delete_if_owned(
         &self,
+        resource: &ApiResource,
+        kind: Kind,
         app: &AppSpec,
         report: &mut DeployReport,
-        kind: Kind,
-    ) -> Result<(), K8sError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &app.namespace);
+    ) -> Result<(), K8sError> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &app.namespace, resource);
         let found = api
             .get_opt(&app.name)
             .await
             .map_err(|source| K8sError::api("get", kind_name(kind), &app.name, source))?;
         if let Some(object) = found
-            && owned_by_fiaas(object.meta())
+            && owned_by_fiaas(&object.metadata)
         {
-            self.delete_owned::<K>(app, &app.name, object.meta().uid.clone())
+            self.delete_dynamic(&api, resource, &app.name, object.metadata.uid)
                 .await?;
             report.deleted.push((kind, app.name.clone()));
         }
         Ok(())
-    }
-
-    async fn delete_owned<K>(
-        &self,
-        app: &AppSpec,
-        name: &str,
-        uid: Option<String>,
-    ) -> Result<(), K8sError>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let api: Api<K> = Api::namespaced(self.client.clone(), &app.namespace);
-        match api.delete(name, &delete_params(uid)).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(source) => Err(K8sError::api("delete", &K::kind(&()), name, source)),
-        }
     }
 
     async fn delete_dynamic(
