@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use fiaas_daemon::application::ApplicationView;
+use fiaas_daemon::application::{ApplicationView, RawApplication};
 use fiaas_daemon::deployer::{Cancel, Deployer};
+use fiaas_daemon::scheduler::{Finished, StartCheck};
 use fiaas_k8s::{Applier, RolloutTracker, StatusWriter};
 use fiaas_transform::ClusterConfig;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::Api;
 use tokio::sync::{Semaphore, watch};
 
 #[tokio::main]
@@ -27,11 +28,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ClusterConfig::from_args(std::iter::once("embed".to_owned()).chain(args), None)?;
 
     let client = kube::Client::try_default().await?;
-    let applications: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &namespace,
-        &ApiResource::erase::<fiaas_k8s::Application>(&()),
-    );
+    let applications: Api<RawApplication> = Api::namespaced(client.clone(), &namespace);
     let view = ApplicationView::of(&applications.get(&name).await?);
 
     // The rollout tracker follows Deployments through one watch; it must run while deploying.
@@ -51,7 +48,9 @@ async fn main() -> anyhow::Result<()> {
     };
     // Nothing cancels a one-off deploy; the sender just has to outlive it.
     let (_never, cancel) = watch::channel(Cancel::No);
-    let verdict = deployer.run(view, cancel).await;
-    println!("{name}: {}", verdict.map_or("unfinished", |v| v.as_str()));
+    match deployer.run(view, cancel, StartCheck::Fresh, 0).await {
+        Finished::Verdict(verdict) => println!("{name}: {}", verdict.as_str()),
+        other => println!("{name}: unfinished ({other:?})"),
+    }
     Ok(())
 }

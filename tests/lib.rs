@@ -2,6 +2,7 @@
 //! suite compared values.
 
 pub mod e2e;
+pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};
 

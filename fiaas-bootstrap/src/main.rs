@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fiaas_daemon::application::ApplicationView;
+use fiaas_daemon::application::{ApplicationView, RawApplication};
 use fiaas_daemon::deployer::{Cancel, Deployer};
 use fiaas_daemon::hook::ExtensionHook;
+use fiaas_daemon::scheduler::{Finished, StartCheck};
 
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_k8s::{
@@ -23,7 +24,7 @@ use fiaas_k8s::{
 use fiaas_spec::AppFacts;
 use fiaas_transform::ClusterConfig;
 use fiaas_transform::config::ClusterArgs;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
 use tokio::sync::{Semaphore, watch};
 
 #[derive(Parser)]
@@ -157,8 +158,7 @@ async fn deploy_applications(
     if !config.enable_crd_support {
         anyhow::bail!("bootstrapping Applications requires --enable-crd-support");
     }
-    let resource = ApiResource::erase::<fiaas_k8s::Application>(&());
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let api: Api<RawApplication> = Api::namespaced(client.clone(), namespace);
     let listed = api
         .list(&ListParams::default().labels("fiaas/bootstrap=true"))
         .await
@@ -192,12 +192,13 @@ async fn deploy_applications(
         let (deployer, cancel, states) = (deployer.clone(), cancel.clone(), states.clone());
         deploys.push(async move {
             let app = view.app.clone();
-            let result = deployer.run(view, cancel).await;
-            set(
-                &states,
-                &app,
-                result.map_or("UNFINISHED", DeployResult::as_str),
-            );
+            let state = match deployer.run(view, cancel, StartCheck::Fresh, 0).await {
+                Finished::Verdict(result) => result.as_str(),
+                Finished::AlreadyDeployed => DeployResult::Success.as_str(),
+                Finished::Transient => "FAILED (the API server did not answer)",
+                Finished::Stopped => "UNFINISHED",
+            };
+            set(&states, &app, state);
         });
     }
     futures::future::join_all(deploys).await;

@@ -1,12 +1,59 @@
 //! What the daemon reads off an Application object, read leniently: a malformed Application is
 //! reported on its own status and never stops the watch.
+//!
+//! The watch delivers [`RawApplication`]s, whose `spec` and `status` stay unparsed JSON text until
+//! [`ApplicationView::of`] reads them one by one. The API server accepts any JSON under
+//! `spec.config` (the CRD preserves unknown fields), so one Application may nest deeper than
+//! serde_json's recursion limit: parsed as part of the whole list, it would fail every listing
+//! and so every deploy; parsed here, it fails only its own deploy.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use fiaas_k8s::StatusSubject;
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts};
-use kube::api::DynamicObject;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// An Application as the API server sends it, with `spec` and `status` kept as JSON text.
+#[derive(Clone, Debug, Deserialize)]
+pub struct RawApplication {
+    /// The object's metadata.
+    pub metadata: ObjectMeta,
+    /// `spec`, unparsed.
+    #[serde(default)]
+    pub spec: Option<Box<RawValue>>,
+    /// `status`, unparsed.
+    #[serde(default)]
+    pub status: Option<Box<RawValue>>,
+}
+
+impl Resource for RawApplication {
+    type DynamicType = ();
+    type Scope = k8s_openapi::NamespaceResourceScope;
+
+    fn kind(dt: &()) -> Cow<'_, str> {
+        fiaas_k8s::Application::kind(dt)
+    }
+    fn group(dt: &()) -> Cow<'_, str> {
+        fiaas_k8s::Application::group(dt)
+    }
+    fn version(dt: &()) -> Cow<'_, str> {
+        fiaas_k8s::Application::version(dt)
+    }
+    fn plural(dt: &()) -> Cow<'_, str> {
+        fiaas_k8s::Application::plural(dt)
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 /// One Application, as the watch delivered it.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,25 +82,49 @@ pub struct ApplicationView {
     pub additional_labels: Value,
     /// `spec.additional_annotations`.
     pub additional_annotations: Value,
+    /// Why a part of `spec` could not be read at all (too deeply nested, not JSON an object).
+    pub spec_error: Option<String>,
     /// `status.observedGeneration`.
     pub status_generation: i64,
     /// `status.deployment_id`.
     pub status_deployment_id: Option<String>,
+    /// `status.result`.
+    pub status_result: Option<String>,
 }
 
-fn text(value: &Value) -> Option<String> {
-    value.as_str().map(str::to_owned)
+/// The members of a JSON object, each still unparsed; empty for anything else.
+fn members(raw: Option<&RawValue>) -> HashMap<String, &RawValue> {
+    raw.and_then(|raw| serde_json::from_str(raw.get()).ok())
+        .unwrap_or_default()
+}
+
+/// A member that should be a string; `None` when absent or of another type.
+fn text(fields: &HashMap<String, &RawValue>, name: &str) -> Option<String> {
+    fields
+        .get(name)
+        .and_then(|raw| serde_json::from_str(raw.get()).ok())
 }
 
 impl ApplicationView {
     /// Read an Application; nothing here fails, problems surface in [`Self::facts`].
-    pub fn of(object: &DynamicObject) -> Self {
+    pub fn of(object: &RawApplication) -> Self {
         let meta = &object.metadata;
-        let spec = &object.data["spec"];
-        let status = &object.data["status"];
+        let spec = members(object.spec.as_deref());
+        let status = members(object.status.as_deref());
+        let mut spec_error = None;
+        let mut value = |name: &str| match spec.get(name) {
+            None => Value::Null,
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or_else(|error| {
+                spec_error.get_or_insert_with(|| format!("spec.{name}: {error}"));
+                Value::Null
+            }),
+        };
+        let config = spec.contains_key("config").then(|| value("config"));
+        let additional_labels = value("additional_labels");
+        let additional_annotations = value("additional_annotations");
         let object_name = meta.name.clone().unwrap_or_default();
         ApplicationView {
-            app: text(&spec["application"]).unwrap_or_else(|| object_name.clone()),
+            app: text(&spec, "application").unwrap_or_else(|| object_name.clone()),
             object_name,
             namespace: meta.namespace.clone().unwrap_or_default(),
             uid: meta.uid.clone(),
@@ -64,12 +135,17 @@ impl ApplicationView {
                 .as_ref()
                 .and_then(|l| l.get("fiaas/deployment_id").cloned()),
             deleting: meta.deletion_timestamp.is_some(),
-            image: text(&spec["image"]),
-            config: spec.get("config").cloned(),
-            additional_labels: spec["additional_labels"].clone(),
-            additional_annotations: spec["additional_annotations"].clone(),
-            status_generation: status["observedGeneration"].as_i64().unwrap_or_default(),
-            status_deployment_id: text(&status["deployment_id"]),
+            image: text(&spec, "image"),
+            config,
+            additional_labels,
+            additional_annotations,
+            spec_error,
+            status_generation: status
+                .get("observedGeneration")
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or_default(),
+            status_deployment_id: text(&status, "deployment_id"),
+            status_result: text(&status, "result"),
         }
     }
 
@@ -107,6 +183,9 @@ impl ApplicationView {
 
     /// The fiaas.yml and the deployment facts, or why the Application cannot be deployed.
     pub fn facts(&self) -> Result<(Value, AppFacts), String> {
+        if let Some(error) = &self.spec_error {
+            return Err(error.clone());
+        }
         let config = match &self.config {
             Some(config @ Value::Object(_)) => {
                 let size = serde_json::to_string(config).map_or(0, |text| text.len());
@@ -171,8 +250,47 @@ mod tests {
     use serde_json::json;
 
     fn view(data: Value) -> ApplicationView {
-        let object: DynamicObject = serde_json::from_value(data).unwrap();
+        let object: RawApplication = serde_json::from_value(data).unwrap();
         ApplicationView::of(&object)
+    }
+
+    #[test]
+    fn an_application_nested_too_deeply_fails_alone_and_keeps_its_name() {
+        let depth = 200;
+        let config = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+        let list = format!(
+            r#"{{"items": [
+                {{"metadata": {{"name": "deep", "namespace": "n", "labels": {{"fiaas/deployment_id": "d"}}}},
+                  "spec": {{"application": "deep-app", "image": "i:1", "config": {config}}}}},
+                {{"metadata": {{"name": "fine", "namespace": "n"}},
+                  "spec": {{"application": "fine", "image": "i:1", "config": {{"version": 3}}}}}}
+            ]}}"#
+        );
+        #[derive(Deserialize)]
+        struct List {
+            items: Vec<RawApplication>,
+        }
+        let list: List = serde_json::from_str(&list).expect("the listing itself parses");
+        let deep = ApplicationView::of(&list.items[0]);
+        assert_eq!(deep.app, "deep-app");
+        assert_eq!(deep.deployment_id.as_deref(), Some("d"));
+        let reason = deep.facts().unwrap_err();
+        assert!(
+            reason.starts_with("spec.config: recursion limit exceeded"),
+            "{reason}"
+        );
+        assert!(ApplicationView::of(&list.items[1]).facts().is_ok());
+    }
+
+    #[test]
+    fn fields_of_the_wrong_type_are_read_as_absent() {
+        let odd = view(json!({"metadata": {"name": "a", "namespace": "n"},
+            "spec": {"application": ["x"], "image": 5, "config": {"version": 3}},
+            "status": {"observedGeneration": "two", "result": "RUNNING"}}));
+        assert_eq!(odd.app, "a");
+        assert_eq!(odd.image, None);
+        assert_eq!(odd.status_generation, 0);
+        assert_eq!(odd.status_result.as_deref(), Some("RUNNING"));
     }
 
     #[test]

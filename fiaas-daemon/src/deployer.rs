@@ -5,21 +5,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{
-    Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, QuotaWatch, RolloutOutcome,
-    RolloutTracker, StatusSubject, StatusWriter, rollout_timeout,
+    ApplicationStatus, Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, QuotaWatch,
+    RolloutOutcome, RolloutTracker, StatusSubject, StatusWriter, rollout_timeout, status_name,
 };
 use fiaas_spec::AppSpec;
 use fiaas_transform::{ClusterConfig, Level};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Api;
 use kube::runtime::events::{Event, EventType, Recorder};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
 use crate::application::ApplicationView;
+use crate::deploy_error::DeployError;
 use crate::hook::ExtensionHook;
+use crate::scheduler::{Finished, MAX_RETRIES, StartCheck};
 use crate::usage::{UsageEvent, UsageReporter, UsageStatus};
 use crate::{logging, metrics};
 
@@ -108,24 +111,39 @@ impl ObjectHook for HookAdapter<'_> {
     }
 }
 
+/// Deadline of one apply + prune of an app's objects, retries included: a hung connection or a
+/// stalled API server fails the attempt instead of holding its permit forever.
+const APPLY_DEADLINE: Duration = Duration::from_secs(120);
+/// Deadline of one status write or lookup, or one Event.
+const WRITE_DEADLINE: Duration = Duration::from_secs(20);
+/// How often a final status write is tried before the deploy counts as not done.
+const STATUS_ATTEMPTS: u32 = 3;
+
 impl Deployer {
-    /// Deploy one Application version, reporting every step; returns the verdict (or `None`
-    /// when shut down mid-way).
+    /// Deploy one Application version, reporting every step, and say how it ended. `check`
+    /// says whether an earlier SUCCESS of the id, still deployed, makes the deploy moot;
+    /// `attempt` counts earlier attempts of the id that met a transient failure.
     pub async fn run(
         &self,
         view: ApplicationView,
         cancel: watch::Receiver<Cancel>,
-    ) -> Option<DeployResult> {
+        check: StartCheck,
+        attempt: u32,
+    ) -> Finished {
         let deployment_id = view.deployment_id.clone().unwrap_or_default();
         let span = logging::deploy_span(&view.app, &view.namespace, &deployment_id);
-        self.run_in_span(view, cancel).instrument(span).await
+        self.run_in_span(view, cancel, check, attempt)
+            .instrument(span)
+            .await
     }
 
     async fn run_in_span(
         &self,
         view: ApplicationView,
         mut cancel: watch::Receiver<Cancel>,
-    ) -> Option<DeployResult> {
+        check: StartCheck,
+        attempt: u32,
+    ) -> Finished {
         let started = Instant::now();
         let subject = view.subject();
         let mut log = StatusLog {
@@ -134,16 +152,27 @@ impl Deployer {
             lines: Vec::new(),
             errors: Vec::new(),
         };
-        self.record(&view, &subject, DeployResult::Initiated, &mut log)
-            .await;
-
-        let app = match self.build(&view, &mut log) {
+        // The permit comes before the first request, so however many Applications wait (a
+        // restart that finds thousands not SUCCESS), only so many deploys talk to the API
+        // server at once.
+        let permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => permit.ok(),
+            _ = cancelled(&mut cancel) => None,
+        };
+        let Some(_permit) = permit else {
+            return self.stop_early(&view, &subject, &cancel, &mut log).await;
+        };
+        if check == StartCheck::SkipIfDeployed && self.already_deployed(&view).await {
+            tracing::debug!("Deployment of {} already succeeded", view.app);
+            return Finished::AlreadyDeployed;
+        }
+        if attempt == 0 {
+            self.record(&view, &subject, DeployResult::Initiated, &mut log)
+                .await;
+        }
+        let app = match self.build(&view) {
             Ok(app) => app,
-            Err(()) => {
-                self.record(&view, &subject, DeployResult::Failed, &mut log)
-                    .await;
-                return Some(DeployResult::Failed);
-            }
+            Err(error) => return self.conclude(&view, &subject, Err(error), &mut log).await,
         };
         let usage = |status| UsageEvent {
             status,
@@ -152,53 +181,52 @@ impl Deployer {
             deployment_id: subject.deployment_id.clone(),
             repository: view.repository(),
         };
-
-        let applied = {
-            let permit = tokio::select! {
-                permit = self.permits.clone().acquire_owned() => permit.ok(),
-                _ = cancelled(&mut cancel) => None,
-            };
-            let Some(_permit) = permit else {
-                return self.stop_early(&view, &subject, &cancel, &mut log).await;
-            };
-            self.record(&view, &subject, DeployResult::Running, &mut log)
-                .await;
+        self.record(&view, &subject, DeployResult::Running, &mut log)
+            .await;
+        if attempt == 0 {
             if let Some(reporter) = &self.usage {
                 reporter.report(usage(UsageStatus::Started));
             }
             metrics::deploy_requested(&view.app);
-            self.apply(&app, &mut log).await
-        };
-
-        let verdict = match applied {
-            Err(reason) => {
-                log.push(tracing::Level::ERROR, &reason);
-                DeployResult::Failed
+        }
+        // A newer deployment id stops the apply at once; a shutdown lets it finish (within the
+        // grace period), so what is applied is whole.
+        let applied = tokio::select! {
+            applied = self.apply(&app, &mut log) => applied,
+            _ = superseded(&mut cancel) => {
+                return self.stop_early(&view, &subject, &cancel, &mut log).await;
             }
-            Ok(_) if app.name == "fiaas-deploy-daemon" => DeployResult::Success,
+        };
+        let outcome = match applied {
+            Err(error) if error.is_transient() && attempt < MAX_RETRIES => {
+                log.push(
+                    tracing::Level::WARN,
+                    &format!("{error}; trying again shortly"),
+                );
+                return Finished::Transient;
+            }
+            Err(error) => Err(error),
+            Ok(_) if app.name == "fiaas-deploy-daemon" => Ok(()),
             Ok(generation) => {
                 let timeout = rollout_timeout(&app, self.config.ready_check_timeout_multiplier);
                 let certificates =
                     self.config.tls_certificate_ready && app.ingress_tls.enabled == Some(true);
-                let outcome = tokio::select! {
-                    outcome = self.tracker.wait(&app, generation, timeout, certificates) => outcome,
+                tokio::select! {
+                    outcome = self.tracker.wait(&app, generation, timeout, certificates) => match outcome {
+                        RolloutOutcome::Ready => Ok(()),
+                        RolloutOutcome::Failed(reason) => Err(DeployError::Rollout(reason)),
+                    },
                     _ = cancelled(&mut cancel) => {
                         return self.stop_early(&view, &subject, &cancel, &mut log).await;
-                    }
-                };
-                match outcome {
-                    RolloutOutcome::Ready => DeployResult::Success,
-                    RolloutOutcome::Failed(reason) => {
-                        log.push(tracing::Level::ERROR, &reason);
-                        DeployResult::Failed
                     }
                 }
             }
         };
-        match verdict {
-            DeployResult::Success => metrics::deploy_succeeded(&view.app),
-            _ => metrics::deploy_failed(&view.app),
-        }
+        let verdict = if outcome.is_ok() {
+            DeployResult::Success
+        } else {
+            DeployResult::Failed
+        };
         if let Some(reporter) = &self.usage {
             reporter.report(usage(if verdict == DeployResult::Success {
                 UsageStatus::Succeeded
@@ -206,38 +234,110 @@ impl Deployer {
                 UsageStatus::Failed
             }));
         }
-        self.record(&view, &subject, verdict, &mut log).await;
+        let finished = self.conclude(&view, &subject, outcome, &mut log).await;
+        if finished == Finished::Transient && attempt < MAX_RETRIES {
+            return finished;
+        }
         metrics::reconcile_duration(verdict.as_str(), started.elapsed().as_secs_f64());
-        Some(verdict)
+        Finished::Verdict(verdict)
     }
 
-    fn build(&self, view: &ApplicationView, log: &mut StatusLog) -> Result<AppSpec, ()> {
-        let (config, facts) = view.facts().map_err(|reason| {
-            log.push(
-                tracing::Level::ERROR,
-                &format!("Failed to create app spec from fiaas config file: {reason}"),
-            );
-        })?;
+    /// Whether the id's ApplicationStatus says SUCCESS and the cluster still runs this id (a
+    /// rollback to an id that once succeeded is deployed again). When the status cannot be
+    /// read, the deploy goes ahead; while the Deployment watch has not listed yet, the status
+    /// alone decides.
+    async fn already_deployed(&self, view: &ApplicationView) -> bool {
+        let deployment_id = view.deployment_id.as_deref().unwrap_or_default();
+        let api: Api<ApplicationStatus> =
+            Api::namespaced(self.statuses.client().clone(), &view.namespace);
+        let name = status_name(&view.app, deployment_id);
+        let succeeded = match tokio::time::timeout(WRITE_DEADLINE, api.get_opt(&name)).await {
+            Ok(Ok(status)) => status.is_some_and(|s| s.result == "SUCCESS"),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    "Could not read the status of {} (deploying anyway): {error}",
+                    view.app
+                );
+                metrics::api_error("get", "ApplicationStatus");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "No answer reading the status of {} (deploying anyway)",
+                    view.app
+                );
+                metrics::api_error("get", "ApplicationStatus");
+                false
+            }
+        };
+        succeeded
+            && match self.tracker.state(&view.namespace, &view.app) {
+                None => true,
+                Some(live) => live.and_then(|s| s.deployment_id).as_deref() == Some(deployment_id),
+            }
+    }
+
+    /// Record the verdict of `outcome`; [`Finished::Transient`] when it could not be stored, so
+    /// the deploy is tried again rather than left RUNNING.
+    async fn conclude(
+        &self,
+        view: &ApplicationView,
+        subject: &StatusSubject,
+        outcome: Result<(), DeployError>,
+        log: &mut StatusLog,
+    ) -> Finished {
+        let verdict = match &outcome {
+            Ok(()) => DeployResult::Success,
+            Err(error) => {
+                log.push(tracing::Level::ERROR, &error.to_string());
+                metrics::deploy_error(error.metric_label());
+                DeployResult::Failed
+            }
+        };
+        match verdict {
+            DeployResult::Success => metrics::deploy_succeeded(&view.app),
+            _ => metrics::deploy_failed(&view.app),
+        }
+        if self.record(view, subject, verdict, log).await {
+            Finished::Verdict(verdict)
+        } else {
+            Finished::Transient
+        }
+    }
+
+    /// Record FAILED for a deploy that cannot proceed because of `error` (a panic in its
+    /// task, or a newer deployment id that replaced it before it started).
+    pub async fn record_failure(&self, view: &ApplicationView, error: DeployError) -> Finished {
+        let deployment_id = view.deployment_id.clone().unwrap_or_default();
+        let span = logging::deploy_span(&view.app, &view.namespace, &deployment_id);
+        async {
+            let mut log = StatusLog {
+                namespace: view.namespace.clone(),
+                app: view.app.clone(),
+                lines: Vec::new(),
+                errors: Vec::new(),
+            };
+            self.conclude(view, &view.subject(), Err(error), &mut log)
+                .await
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn build(&self, view: &ApplicationView) -> Result<AppSpec, DeployError> {
+        let (config, facts) = view.facts().map_err(DeployError::InvalidSpec)?;
         metrics::yml_version_seen(&fiaas_spec::version_label(&config), &view.app);
-        let app = fiaas_spec::from_document(&config, &facts).map_err(|error| {
-            log.push(
-                tracing::Level::ERROR,
-                &format!("Failed to create app spec from fiaas config file: {error}"),
-            );
-        })?;
+        let app = fiaas_spec::from_document(&config, &facts)
+            .map_err(|error| DeployError::InvalidSpec(error.to_string()))?;
         if app.datadog.enabled && self.config.datadog_container_image.is_none() {
-            log.push(
-                tracing::Level::ERROR,
-                "Requested datadog sidecar, but datadog-container-image is undefined",
-            );
-            return Err(());
+            return Err(DeployError::MissingDatadogImage);
         }
         Ok(app)
     }
 
-    /// Apply and prune, retrying transient API failures with backoff; the Deployment's applied
-    /// generation on success.
-    async fn apply(&self, app: &AppSpec, log: &mut StatusLog) -> Result<Option<i64>, String> {
+    /// Apply and prune, retrying transient API failures with backoff, all within
+    /// [`APPLY_DEADLINE`]; the Deployment's applied generation on success.
+    async fn apply(&self, app: &AppSpec, log: &mut StatusLog) -> Result<Option<i64>, DeployError> {
         let facts = ClusterFacts {
             live_replicas: self.tracker.live_replicas(&app.namespace, &app.name),
             besteffort_qos: self
@@ -250,38 +350,51 @@ impl Deployer {
             facts: &facts,
             hook: hook.as_ref().map(|h| h as &dyn ObjectHook),
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let started = Instant::now();
-            match self.applier.deploy(app, &self.config, options).await {
-                Ok(report) => {
-                    metrics::time_to_deploy(started.elapsed().as_secs_f64());
-                    for (level, note) in &report.notes.0 {
-                        let level = match level {
-                            Level::Info => tracing::Level::INFO,
-                            Level::Warning => tracing::Level::WARN,
-                            Level::Error => tracing::Level::ERROR,
-                        };
-                        log.push(level, note);
+        let attempts = async {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let started = Instant::now();
+                match self.applier.deploy(app, &self.config, options).await {
+                    Ok(report) => {
+                        metrics::time_to_deploy(started.elapsed().as_secs_f64());
+                        for (level, note) in &report.notes.0 {
+                            let level = match level {
+                                Level::Info => tracing::Level::INFO,
+                                Level::Warning => tracing::Level::WARN,
+                                Level::Error => tracing::Level::ERROR,
+                            };
+                            log.push(level, note);
+                        }
+                        return Ok(report.deployment_generation);
                     }
-                    return Ok(report.deployment_generation);
-                }
-                Err(error) => {
-                    if let fiaas_k8s::K8sError::Api { action, kind, .. } = &error {
-                        metrics::api_error(action, kind);
+                    Err(error) => {
+                        if let fiaas_k8s::K8sError::Api { action, kind, .. } = &error {
+                            metrics::api_error(action, kind);
+                        }
+                        if !error.is_transient() || attempt >= APPLY_ATTEMPTS {
+                            return Err(DeployError::Apply {
+                                app: app.name.clone(),
+                                source: error,
+                            });
+                        }
+                        log.push(
+                            tracing::Level::WARN,
+                            &format!("Retrying the deploy of {} after: {error}", app.name),
+                        );
+                        tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
                     }
-                    if !error.is_transient() || attempt >= APPLY_ATTEMPTS {
-                        return Err(format!("Failed to deploy {}: {error}", app.name));
-                    }
-                    log.push(
-                        tracing::Level::WARN,
-                        &format!("Retrying the deploy of {} after: {error}", app.name),
-                    );
-                    tokio::time::sleep(Duration::from_secs(1 << (attempt - 1))).await;
                 }
             }
-        }
+        };
+        tokio::time::timeout(APPLY_DEADLINE, attempts)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DeployError::ApplyTimedOut {
+                    app: app.name.clone(),
+                    seconds: APPLY_DEADLINE.as_secs(),
+                })
+            })
     }
 
     async fn stop_early(
@@ -290,31 +403,28 @@ impl Deployer {
         subject: &StatusSubject,
         cancel: &watch::Receiver<Cancel>,
         log: &mut StatusLog,
-    ) -> Option<DeployResult> {
+    ) -> Finished {
         let reason = cancel.borrow().clone();
         match reason {
             Cancel::Superseded(newer) => {
-                log.push(
-                    tracing::Level::ERROR,
-                    &format!("Superseded by deployment_id={newer}"),
-                );
-                metrics::deploy_failed(&view.app);
-                self.record(view, subject, DeployResult::Failed, log).await;
-                Some(DeployResult::Failed)
+                self.conclude(view, subject, Err(DeployError::Superseded(newer)), log)
+                    .await;
+                Finished::Verdict(DeployResult::Failed)
             }
-            Cancel::Shutdown | Cancel::No => None,
+            Cancel::Shutdown | Cancel::No => Finished::Stopped,
         }
     }
 
-    /// Write a result: ApplicationStatus (+ inline status) and an Event; failures are logged and
-    /// counted, never fatal to the deploy.
+    /// Write a result: ApplicationStatus (+ inline status) and an Event. A final result is
+    /// tried [`STATUS_ATTEMPTS`] times; whether it was stored is returned. Failures are logged
+    /// and counted.
     async fn record(
         &self,
         view: &ApplicationView,
         subject: &StatusSubject,
         result: DeployResult,
         log: &mut StatusLog,
-    ) {
+    ) -> bool {
         log.push(
             tracing::Level::INFO,
             &format!(
@@ -325,22 +435,47 @@ impl Deployer {
                 subject.deployment_id
             ),
         );
-        if let Err(error) = self
-            .statuses
-            .write(subject, result, &log.lines, &log.errors)
-            .await
-        {
-            tracing::error!("Failed to save result {}: {error}", result.as_str());
-            if let fiaas_k8s::K8sError::Api { action, kind, .. } = &error {
-                metrics::api_error(action, kind);
+        let attempts = if result.is_final() {
+            STATUS_ATTEMPTS
+        } else {
+            1
+        };
+        let mut stored = false;
+        for attempt in 1..=attempts {
+            let write = self
+                .statuses
+                .write(subject, result, &log.lines, &log.errors);
+            match tokio::time::timeout(WRITE_DEADLINE, write).await {
+                Ok(Ok(())) => {
+                    stored = true;
+                    break;
+                }
+                Ok(Err(error)) => {
+                    tracing::error!("Failed to save result {}: {error}", result.as_str());
+                    if let fiaas_k8s::K8sError::Api { action, kind, .. } = &error {
+                        metrics::api_error(action, kind);
+                    }
+                }
+                Err(_) => {
+                    tracing::error!(
+                        "Failed to save result {}: no answer within {} seconds",
+                        result.as_str(),
+                        WRITE_DEADLINE.as_secs()
+                    );
+                    metrics::api_error("apply", "ApplicationStatus");
+                }
+            }
+            if attempt < attempts {
+                tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
             }
         }
+        let last = log.errors.last().or(log.lines.last()).cloned();
         if result.is_final() {
             log.lines.clear();
             log.errors.clear();
         }
-        self.publish_event(view, result, log.errors.last().or(log.lines.last()))
-            .await;
+        self.publish_event(view, result, last.as_ref()).await;
+        stored
     }
 
     async fn publish_event(
@@ -379,21 +514,35 @@ impl Deployer {
             uid: view.uid.clone(),
             ..ObjectReference::default()
         };
-        if let Err(error) = recorder.publish(&event, &reference).await {
-            tracing::warn!("Failed to publish event {reason} for {}: {error}", view.app);
-            metrics::api_error("create", "Event");
+        match tokio::time::timeout(WRITE_DEADLINE, recorder.publish(&event, &reference)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!("Failed to publish event {reason} for {}: {error}", view.app);
+                metrics::api_error("create", "Event");
+            }
+            Err(_) => {
+                tracing::warn!("No answer publishing event {reason} for {}", view.app);
+                metrics::api_error("create", "Event");
+            }
         }
     }
 }
 
+/// Completes once the deploy is cancelled for any reason.
 async fn cancelled(cancel: &mut watch::Receiver<Cancel>) {
-    loop {
-        if *cancel.borrow_and_update() != Cancel::No {
-            return;
-        }
-        if cancel.changed().await.is_err() {
-            // The sender is gone: nobody can cancel any more.
-            std::future::pending::<()>().await;
-        }
+    if cancel.wait_for(|c| *c != Cancel::No).await.is_err() {
+        // The sender is gone: nobody can cancel any more.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Completes once a newer deployment id replaces this one.
+async fn superseded(cancel: &mut watch::Receiver<Cancel>) {
+    if cancel
+        .wait_for(|c| matches!(c, Cancel::Superseded(_)))
+        .await
+        .is_err()
+    {
+        std::future::pending::<()>().await;
     }
 }

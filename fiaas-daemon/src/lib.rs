@@ -3,12 +3,14 @@
 
 pub mod application;
 pub mod controller;
+pub mod deploy_error;
 pub mod deployer;
 pub mod health;
 pub mod hook;
 pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod scheduler;
 pub mod startup;
 pub mod usage;
 pub mod web;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use fiaas_daemon::controller::Controller;
+use fiaas_daemon::controller::{Controller, Stop};
 use fiaas_daemon::deployer::Deployer;
-use fiaas_daemon::health::Health;
+use fiaas_daemon::health::{Health, Heartbeat};
 use fiaas_daemon::hook::ExtensionHook;
 use fiaas_daemon::leader::{self, LeaderElector};
 use fiaas_daemon::metrics;
@@ -121,15 +121,24 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         } else {
             None
         };
+        // Registered before the start-up steps, so /healthz reports one that keeps failing (a
+        // missing RBAC grant, say) instead of answering 200 while nothing can deploy.
+        let watcher_heartbeat = health.register("CrdWatcher", Duration::from_secs(30));
         if !config.disable_crd_creation {
-            retry_until_ok("creating the CRDs", &shutdown_rx, || {
-                fiaas_k8s::ensure_crds(&client)
-            })
+            retry_until_ok(
+                "creating the CRDs",
+                &shutdown_rx,
+                &watcher_heartbeat,
+                || fiaas_k8s::ensure_crds(&client),
+            )
             .await?;
         }
-        let applier = retry_until_ok("discovering the API server", &shutdown_rx, || {
-            Applier::new(client.clone())
-        })
+        let applier = retry_until_ok(
+            "discovering the API server",
+            &shutdown_rx,
+            &watcher_heartbeat,
+            || Applier::new(client.clone()),
+        )
         .await?;
         let scope = (!config.enable_deprecated_multi_namespace_support).then(|| namespace.clone());
         let (tracker, tracking) = RolloutTracker::new(client.clone(), scope.as_deref());
@@ -168,11 +177,19 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             client,
             scope,
             deployer,
-            health.register("CrdWatcher", Duration::from_secs(30)),
+            watcher_heartbeat,
             health.register("Deployer", Duration::from_secs(30)),
         );
+        let (stop_controller, controller_stop) = watch::channel(Stop::No);
+        let mut terminating = shutdown_rx.clone();
+        let graceful = stop_controller.clone();
+        tokio::spawn(async move {
+            if terminating.wait_for(|stop| *stop).await.is_ok() {
+                let _ = graceful.send(Stop::Gracefully);
+            }
+        });
         let running = controller.run(
-            shutdown_rx.clone(),
+            controller_stop,
             Duration::from_secs(cli.shutdown_grace_seconds),
         );
         match lease {
@@ -186,10 +203,12 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
                         }
                     }
                     () = lease.lost() => {
-                        // Another replica may deploy now: stop taking work, as on SIGTERM, and
-                        // exit non-zero so Kubernetes restarts this one to wait for the lease.
-                        let _ = stop.send(true);
+                        // Another replica may deploy as soon as the lease expires: stop every
+                        // deploy now, without another write, and exit non-zero so Kubernetes
+                        // restarts this one to wait for the lease.
+                        let _ = stop_controller.send(Stop::Now);
                         running.await;
+                        let _ = stop.send(true);
                         web.await.context("the web server task")?.context("the web server")?;
                         anyhow::bail!("lost the leader lease; deploys stopped");
                     }
@@ -207,18 +226,33 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Retry a start-up step with backoff until it works or the daemon is asked to stop.
+/// How long a start-up step may keep failing before `/healthz` reports it.
+const STARTUP_FAILURE_ALLOWANCE: Duration = Duration::from_secs(60);
+
+/// Retry a start-up step with backoff until it works or the daemon is asked to stop; while it
+/// fails, `heartbeat` says why.
 async fn retry_until_ok<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
     what: &str,
     shutdown: &watch::Receiver<bool>,
+    heartbeat: &Heartbeat,
     mut step: impl FnMut() -> F,
 ) -> anyhow::Result<T> {
     let mut delay = Duration::from_millis(500);
+    let started = std::time::Instant::now();
     loop {
         match step().await {
-            Ok(value) => return Ok(value),
+            Ok(value) => {
+                heartbeat.beat();
+                return Ok(value);
+            }
             Err(e) if *shutdown.borrow() => anyhow::bail!("{what}: {e}"),
             Err(e) => {
+                // A short blip at start-up is no reason for the kubelet to restart the daemon.
+                if started.elapsed() < STARTUP_FAILURE_ALLOWANCE {
+                    heartbeat.beat();
+                } else {
+                    heartbeat.stop(format!("{what} fails: {e}"));
+                }
                 tracing::warn!("{what} failed, retrying in {}s: {e}", delay.as_secs_f32());
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(30));

@@ -40,6 +40,7 @@ const WEB_FINISHED: &str = "web_request_finished_total";
 const WEB_EXCEPTION: &str = "web_request_exception_total";
 const RECONCILE_DURATION: &str = "fiaas_reconcile_duration_seconds";
 const API_ERRORS: &str = "fiaas_api_errors_total";
+const DEPLOY_ERRORS: &str = "fiaas_deploy_errors_total";
 
 /// The `page` label values of `web_request_latency`, all exposed from startup as upstream does.
 const WEB_PAGES: [&str; 6] = [
@@ -123,6 +124,11 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
         API_ERRORS,
         Kind::Counter,
         "Failed Kubernetes API calls, by action and kind of error",
+    ),
+    (
+        DEPLOY_ERRORS,
+        Kind::Counter,
+        "Deploys that failed, by reason",
     ),
 ];
 
@@ -241,6 +247,12 @@ pub fn reconcile_duration(result: &str, seconds: f64) {
 /// (`fiaas_api_errors_total`).
 pub fn api_error(action: &str, kind: &str) {
     counter!(API_ERRORS, "action" => action.to_owned(), "kind" => kind.to_owned()).increment(1);
+}
+
+/// A deploy failed for `reason`, a [`crate::deploy_error::DeployError::metric_label`]
+/// (`fiaas_deploy_errors_total`).
+pub fn deploy_error(reason: &'static str) {
+    counter!(DEPLOY_ERRORS, "reason" => reason).increment(1);
 }
 
 /// An upsert of `target` met a 409 Conflict and is retried (`fiaas_upsert_conflict_retry_total`).

@@ -159,7 +159,7 @@ pub async fn kube_config(
             .await
             .map_err(|e| StartupError::Kubernetes(e.to_string()))?;
         inferred.default_namespace = namespace.to_owned();
-        return Ok(inferred);
+        return Ok(fiaas_k8s::with_deadlines(inferred));
     }
     let url = config.api_server.parse().map_err(|e| {
         StartupError::Kubernetes(format!("--api-server {}: {e}", config.api_server))
@@ -188,7 +188,7 @@ pub async fn kube_config(
     } else if config.debug {
         kube_config.accept_invalid_certs = true;
     }
-    Ok(kube_config)
+    Ok(fiaas_k8s::with_deadlines(kube_config))
 }
 
 #[cfg(test)]

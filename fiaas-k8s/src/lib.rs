@@ -7,6 +7,7 @@ mod error;
 pub mod quota;
 pub mod rollout;
 pub mod status;
+pub mod watch;
 
 pub use apply::{Applier, ClusterFacts, DeployOptions, DeployReport, ObjectHook, PdbVersion};
 pub use crd::{
@@ -15,8 +16,9 @@ pub use crd::{
 };
 pub use error::K8sError;
 pub use quota::QuotaWatch;
-pub use rollout::{RolloutOutcome, RolloutTracker, rollout_timeout};
+pub use rollout::{MAX_ROLLOUT_TIMEOUT, RolloutOutcome, RolloutTracker, rollout_timeout};
 pub use status::{DeployResult, StatusSubject, StatusWriter, status_name};
+pub use watch::{WatchBackoff, watch_config, with_deadlines};
 
 /// The one field manager of every write fiaas makes.
 pub const FIELD_MANAGER: &str = "fiaas-deploy-daemon";

@@ -46,8 +46,8 @@ impl QuotaWatch {
         let watch = QuotaWatch::default();
         let quotas = watch.quotas.clone();
         let task = async move {
-            let mut stream = watcher::watcher(api, watcher::Config::default())
-                .default_backoff()
+            let mut stream = watcher::watcher(api, crate::watch_config())
+                .backoff(crate::WatchBackoff::default())
                 .boxed();
             let mut listing: HashMap<String, Vec<String>> = HashMap::new();
             while let Some(event) = stream.next().await {

@@ -48,6 +48,8 @@ pub struct RolloutState {
     pub available: Option<i32>,
     /// The message of a `Progressing=False` / `ProgressDeadlineExceeded` condition.
     pub deadline_exceeded: Option<String>,
+    /// The `fiaas/deployment_id` label: which deployment id the cluster runs.
+    pub deployment_id: Option<String>,
 }
 
 impl RolloutState {
@@ -76,6 +78,11 @@ impl RolloutState {
             ready: status.ready_replicas,
             available: status.available_replicas,
             deadline_exceeded,
+            deployment_id: deployment
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get("fiaas/deployment_id").cloned()),
         }
     }
 
@@ -104,6 +111,8 @@ struct Shared {
     synced: bool,
     /// One channel per Deployment someone waits on, so an event wakes only its own waiters.
     waiters: HashMap<Key, watch::Sender<u64>>,
+    /// Since when, and why, the watch fails; `None` while it works.
+    failing: Option<(std::time::Instant, String)>,
 }
 
 /// Follows every fiaas Deployment in scope through one watch and lets deploys wait on theirs.
@@ -139,11 +148,23 @@ impl RolloutTracker {
             client,
         };
         let runner = tracker.clone();
-        let config = watcher::Config::default().labels("fiaas/deployment_id");
+        let config = crate::watch_config().labels("fiaas/deployment_id");
         let task = async move {
-            let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+            let mut stream = watcher::watcher(api, config)
+                .backoff(crate::WatchBackoff::default())
+                .boxed();
             let mut pending: HashMap<Key, RolloutState> = HashMap::new();
             while let Some(event) = stream.next().await {
+                if let Ok(mut shared) = runner.shared.lock() {
+                    match &event {
+                        Ok(_) => shared.failing = None,
+                        Err(e) => {
+                            shared
+                                .failing
+                                .get_or_insert_with(|| (std::time::Instant::now(), e.to_string()));
+                        }
+                    }
+                }
                 match event {
                     // A (re)listing is staged and swapped in whole when complete, so objects
                     // deleted while the watch was down disappear too.
@@ -222,6 +243,16 @@ impl RolloutTracker {
         }
     }
 
+    /// How long, and why, the Deployment watch has been failing; `None` while it works. Deploys
+    /// cannot finish while it fails, so the daemon's health reports it.
+    pub fn watch_failing(&self) -> Option<(Duration, String)> {
+        let shared = self.shared.lock().ok()?;
+        shared
+            .failing
+            .as_ref()
+            .map(|(since, reason)| (since.elapsed(), reason.clone()))
+    }
+
     /// The tracked state of a Deployment; `Some(None)` when the watch has listed and it does
     /// not exist, `None` before the first listing.
     pub fn state(&self, namespace: &str, name: &str) -> Option<Option<RolloutState>> {
@@ -265,7 +296,7 @@ impl RolloutTracker {
         timeout: Duration,
         check_certificates: bool,
     ) -> RolloutOutcome {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.min(MAX_ROLLOUT_TIMEOUT);
         let mut changes = self.changed.subscribe();
         let Some(mut own_changes) = self.subscribe(key) else {
             return RolloutOutcome::Failed("the rollout tracker is broken".to_owned());
@@ -333,8 +364,13 @@ impl RolloutTracker {
 pub fn rollout_timeout(app: &AppSpec, multiplier: i64) -> Duration {
     let replicas = i64::from(app.autoscaler.max_replicas).max(1);
     let delay = i64::from(app.health_checks.readiness.initial_delay_seconds);
-    Duration::from_secs(u64::try_from(multiplier * delay * replicas).unwrap_or(0))
+    let seconds = multiplier.saturating_mul(delay).saturating_mul(replicas);
+    Duration::from_secs(u64::try_from(seconds).unwrap_or(0)).min(MAX_ROLLOUT_TIMEOUT)
 }
+
+/// The longest rollout wait: the upstream formula multiplies values from the fiaas.yml, which can
+/// be arbitrarily large; no rollout is followed for longer than this.
+pub const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Whether every cert-manager Certificate named by a TLS entry of the app's Ingresses is
 /// Ready and not expired.
@@ -398,7 +434,29 @@ mod tests {
             ready: n(counts[3]),
             available: n(counts[4]),
             deadline_exceeded: None,
+            deployment_id: None,
         }
+    }
+
+    #[test]
+    fn huge_user_values_give_the_capped_timeout_not_an_overflow() {
+        let document = serde_json::json!({
+            "version": 3,
+            "replicas": {"minimum": 2, "maximum": i32::MAX},
+            "healthchecks": {"readiness": {"initial_delay_seconds": i32::MAX}},
+        });
+        let facts = fiaas_spec::AppFacts {
+            name: "huge".to_owned(),
+            namespace: "default".to_owned(),
+            image: "image:1".to_owned(),
+            deployment_id: "d".to_owned(),
+            uid: None,
+            additional_labels: None,
+            additional_annotations: None,
+        };
+        let app = fiaas_spec::from_document(&document, &facts).expect("a valid fiaas.yml");
+        assert_eq!(rollout_timeout(&app, i64::MAX), MAX_ROLLOUT_TIMEOUT);
+        assert_eq!(rollout_timeout(&app, -1), Duration::ZERO);
     }
 
     #[test]

@@ -128,6 +128,11 @@ impl StatusWriter {
         }
     }
 
+    /// The client statuses are written with.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     /// Record `result` with `logs` for the subject's deployment, then drop all but the newest
     /// [`STATUSES_KEPT`] statuses of the app once the deployment is over.
     pub async fn write(

@@ -1,0 +1,420 @@
+//! The operator's worst day, with the real daemon binary against the real test cluster: hostile
+//! Applications, an API server that stops answering (black hole) or is down (connections reset),
+//! deployment ids that follow each other quickly, and restarts mid-rollout with the inline
+//! status. Faults are injected by a TCP proxy between the daemon and the API server
+//! (`tests/fault_proxy.rs`); the test plays the kubelet where rollouts are to finish. Every wait
+//! is bounded.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::fault_proxy::{FaultProxy, Mode, upstream_of};
+use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    fn start(ns: &str, kubeconfig: Option<&PathBuf>, extra: &[&str]) -> Daemon {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"));
+        command
+            .args([
+                "--port",
+                &port.to_string(),
+                "--enable-crd-support",
+                "--use-apiextensionsv1-crd",
+                "--use-networkingv1-ingress",
+            ])
+            .args(extra)
+            .env("NAMESPACE", ns)
+            .stdout(Stdio::null());
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        Daemon(command.spawn().expect("start fiaas-deploy-daemon"))
+    }
+
+    fn assert_alive(&mut self) {
+        assert!(
+            self.0.try_wait().unwrap().is_none(),
+            "the daemon exited; it should ride out the fault"
+        );
+    }
+
+    fn signal(&mut self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon did not stop on {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn applications(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    )
+}
+
+async fn put_application(client: &Client, ns: &str, name: &str, id: &str, config: Value) {
+    let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+        "metadata": {"name": name, "labels": {"fiaas/deployment_id": id}},
+        "spec": {"application": name, "image": format!("example/{name}:{id}"), "config": config}});
+    let written = applications(client, ns)
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&body),
+        )
+        .await;
+    match written {
+        // The API server stored it; only the test's own client cannot read the answer back
+        // (an Application nested deeper than serde_json's recursion limit).
+        Ok(_) | Err(kube::Error::SerdeError(_)) => {}
+        Err(e) => panic!("create Application {name}: {e}"),
+    }
+}
+
+fn small() -> Value {
+    json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1}})
+}
+
+async fn status(client: &Client, ns: &str, app: &str, id: &str) -> Option<ApplicationStatus> {
+    let api: Api<ApplicationStatus> = Api::namespaced(client.clone(), ns);
+    api.get_opt(&status_name(app, id)).await.ok().flatten()
+}
+
+/// Wait until every `(app, id)` has a final status; returns them, or fails naming the missing.
+async fn final_statuses(
+    client: &Client,
+    ns: &str,
+    wanted: &[(&str, &str)],
+    within: Duration,
+) -> Vec<ApplicationStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut found = Vec::new();
+        let mut missing = Vec::new();
+        for (app, id) in wanted {
+            match status(client, ns, app, id).await {
+                Some(s) if s.result == "SUCCESS" || s.result == "FAILED" => found.push(s),
+                other => missing.push(format!("{app}/{id}: {:?}", other.map(|s| s.result))),
+            }
+        }
+        if missing.is_empty() {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no final status within {within:?}: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn result_of<'a>(statuses: &'a [ApplicationStatus], app: &str) -> &'a ApplicationStatus {
+    statuses
+        .iter()
+        .find(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app"))
+                .map(String::as_str)
+                == Some(app)
+        })
+        .unwrap_or_else(|| panic!("no status of {app}"))
+}
+
+fn deeply_nested(depth: usize) -> Value {
+    let mut value = json!(1);
+    for _ in 0..depth {
+        value = json!({ "a": value });
+    }
+    json!({"version": 3, "annotations": {"deployment": {"deep": "x"}}, "extensions": value})
+}
+
+fn test_kubeconfig() -> PathBuf {
+    PathBuf::from(std::env::var_os("KUBECONFIG").expect("KUBECONFIG of the test cluster"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_applications_fail_alone() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "hostile").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    // Listed at start-up, where one undecodable item used to fail every listing.
+    put_application(&client, &ns, "deep", "1", deeply_nested(150)).await;
+    let oversized =
+        json!({"version": 3, "annotations": {"deployment": {"big": "x".repeat(1_100_000)}}});
+    put_application(&client, &ns, "oversized", "1", oversized).await;
+    let overflow = json!({"version": 3, "replicas": {"minimum": 1, "maximum": i32::MAX},
+        "healthchecks": {"readiness": {"initial_delay_seconds": i32::MAX}}});
+    put_application(&client, &ns, "overflow", "1", overflow).await;
+    put_application(&client, &ns, "normal-0", "1", small()).await;
+
+    let mut daemon = Daemon::start(&ns, None, &[]);
+    put_application(&client, &ns, "normal-1", "1", small()).await;
+    let statuses = final_statuses(
+        &client,
+        &ns,
+        &[
+            ("deep", "1"),
+            ("oversized", "1"),
+            ("normal-0", "1"),
+            ("normal-1", "1"),
+        ],
+        Duration::from_secs(90),
+    )
+    .await;
+    let deep = result_of(&statuses, "deep");
+    assert_eq!(deep.result, "FAILED");
+    assert!(
+        deep.logs
+            .iter()
+            .any(|l| l.contains("recursion limit exceeded")),
+        "{:?}",
+        deep.logs
+    );
+    assert_eq!(result_of(&statuses, "oversized").result, "FAILED");
+    assert_eq!(result_of(&statuses, "normal-0").result, "SUCCESS");
+    assert_eq!(result_of(&statuses, "normal-1").result, "SUCCESS");
+
+    // The timeout arithmetic on i32::MAX values did not kill the deploy task (the rollout
+    // finished since the test plays the kubelet), and the app takes its next version.
+    let overflowed =
+        final_statuses(&client, &ns, &[("overflow", "1")], Duration::from_secs(60)).await;
+    assert_eq!(overflowed[0].result, "SUCCESS", "{:?}", overflowed[0].logs);
+    put_application(&client, &ns, "overflow", "2", small()).await;
+    let next = final_statuses(&client, &ns, &[("overflow", "2")], Duration::from_secs(60)).await;
+    assert_eq!(next[0].result, "SUCCESS");
+    daemon.assert_alive();
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
+
+/// Wait until `apps` (id "1") all succeeded; how long that took.
+async fn all_succeed(client: &Client, ns: &str, apps: &[String], within: Duration) -> Duration {
+    let started = Instant::now();
+    let wanted: Vec<(&str, &str)> = apps.iter().map(|a| (a.as_str(), "1")).collect();
+    for s in final_statuses(client, ns, &wanted, within).await {
+        assert_eq!(s.result, "SUCCESS", "{:?}: {:?}", s.metadata.name, s.logs);
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_black_holed_connection_is_noticed_and_deploys_resume() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "blackhole").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let proxy = FaultProxy::start(upstream_of(&test_kubeconfig())).await;
+    let kubeconfig = proxy.kubeconfig(&test_kubeconfig(), &std::env::temp_dir());
+    let mut daemon = Daemon::start(&ns, Some(&kubeconfig), &[]);
+    put_application(&client, &ns, "before", "1", small()).await;
+    all_succeed(&client, &ns, &["before".into()], Duration::from_secs(60)).await;
+
+    proxy.set(Mode::BlackHole);
+    put_application(&client, &ns, "during", "1", small()).await;
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    daemon.assert_alive();
+    proxy.set(Mode::Pass);
+    put_application(&client, &ns, "after", "1", small()).await;
+    let took = all_succeed(
+        &client,
+        &ns,
+        &["during".into(), "after".into()],
+        Duration::from_secs(90),
+    )
+    .await;
+    eprintln!("after a 90 s black hole, new apps succeeded {took:?} after traffic passed again");
+    daemon.assert_alive();
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+    let _ = std::fs::remove_file(kubeconfig);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_server_outage_mid_batch_loses_nothing() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "outage").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let proxy = FaultProxy::start(upstream_of(&test_kubeconfig())).await;
+    let kubeconfig = proxy.kubeconfig(&test_kubeconfig(), &std::env::temp_dir());
+    let mut daemon = Daemon::start(&ns, Some(&kubeconfig), &["--max-concurrent-deploys", "3"]);
+    let apps: Vec<String> = (0..12).map(|i| format!("app-{i}")).collect();
+    for app in &apps {
+        put_application(&client, &ns, app, "1", small()).await;
+    }
+    // Down while the batch is in flight: some have succeeded, others not yet.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut done = 0;
+        for app in &apps {
+            if status(&client, &ns, app, "1")
+                .await
+                .is_some_and(|s| s.result == "SUCCESS")
+            {
+                done += 1;
+            }
+        }
+        if done >= 1 {
+            assert!(
+                done < apps.len(),
+                "the whole batch finished before the outage"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing deployed before the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    proxy.set(Mode::Reset);
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    daemon.assert_alive();
+    proxy.set(Mode::Pass);
+    let took = all_succeed(&client, &ns, &apps, Duration::from_secs(60)).await;
+    eprintln!(
+        "after a 45 s outage, all {} apps succeeded {took:?} after the server returned",
+        apps.len()
+    );
+    daemon.assert_alive();
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+    let _ = std::fs::remove_file(kubeconfig);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_deployment_id_gets_a_final_status_and_the_last_one_wins() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "rapid").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let _daemon = Daemon::start(&ns, None, &[]);
+    for id in ["d1", "d2", "d3"] {
+        put_application(&client, &ns, "forward", id, small()).await;
+    }
+    for id in ["d1", "d2", "d1"] {
+        put_application(&client, &ns, "back", id, small()).await;
+    }
+    let forward = final_statuses(
+        &client,
+        &ns,
+        &[("forward", "d1"), ("forward", "d2"), ("forward", "d3")],
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(forward[2].result, "SUCCESS");
+    final_statuses(&client, &ns, &[("back", "d2")], Duration::from_secs(90)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    for (app, id) in [("forward", "d3"), ("back", "d1")] {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let live = deployments.get(app).await.ok();
+            let live_id = live
+                .as_ref()
+                .and_then(|d| d.metadata.labels.as_ref())
+                .and_then(|l| l.get("fiaas/deployment_id").cloned());
+            let succeeded = status(&client, &ns, app, id)
+                .await
+                .is_some_and(|s| s.result == "SUCCESS");
+            if live_id.as_deref() == Some(id) && succeeded {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{app} should end on {id}: runs {live_id:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploys_interrupted_by_sigterm_or_sigkill_resume_with_the_inline_status() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "inline").await;
+    let apps: Vec<String> = (0..4).map(|i| format!("app-{i}")).collect();
+    let inline = ["--include-status-in-app"];
+    let mut daemon = Daemon::start(&ns, None, &inline);
+    for app in &apps {
+        put_application(&client, &ns, app, "1", small()).await;
+    }
+    // No kubelet yet: every rollout waits, and the Applications say RUNNING.
+    let all_running = || async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut running = 0;
+            for app in &apps {
+                if status(&client, &ns, app, "1")
+                    .await
+                    .is_some_and(|s| s.result == "RUNNING")
+                {
+                    running += 1;
+                }
+            }
+            if running == apps.len() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not every app got RUNNING");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    all_running().await;
+    daemon.signal("-TERM");
+    let mut daemon = Daemon::start(&ns, None, &inline);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    all_running().await;
+    daemon.signal("-KILL");
+
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let _daemon = Daemon::start(&ns, None, &inline);
+    let took = all_succeed(&client, &ns, &apps, Duration::from_secs(90)).await;
+    eprintln!("after SIGTERM and SIGKILL mid-rollout, all apps succeeded in {took:?}");
+    for app in &apps {
+        let live = applications(&client, &ns).get(app).await.unwrap();
+        assert_eq!(live.data["status"]["result"], "SUCCESS", "{app}");
+    }
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
