@@ -17,9 +17,9 @@ pub enum DeployError {
     Apply {
         /// The app.
         app: String,
-        /// What the API server (or the connection) said.
+        /// What the API server (or the connection) said (boxed: it is large, and rare).
         #[source]
-        source: K8sError,
+        source: Box<K8sError>,
     },
     /// Applying did not finish within its deadline (a hung connection or a stalled server).
     #[error("Failed to deploy {app}: no answer within {seconds} seconds")]

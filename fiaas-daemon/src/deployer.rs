@@ -375,7 +375,7 @@ impl Deployer {
                         if !error.is_transient() || attempt >= APPLY_ATTEMPTS {
                             return Err(DeployError::Apply {
                                 app: app.name.clone(),
-                                source: error,
+                                source: Box::new(error),
                             });
                         }
                         log.push(

@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fiaas_transform::ClusterConfig;
-use http_body_util::{BodyExt as _, Empty, Full};
+use http_body_util::{BodyExt as _, Empty, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, HeaderValue, PROXY_AUTHORIZATION};
 use hyper::http::uri::Scheme;
@@ -51,6 +51,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_RETRIES: u32 = 5;
 const BACKOFF_FACTOR: Duration = Duration::from_millis(100);
+/// The largest answer read from the hook: 3 MiB, the API server's own limit for a request body.
+const MAX_ANSWER_BYTES: usize = 3 * 1024 * 1024;
 
 /// Why the hook could not be set up, or why a call failed (which fails the deploy).
 #[derive(Debug, thiserror::Error)]
@@ -329,11 +331,12 @@ impl ExtensionHook {
         }
         .map_err(AttemptError::Send)?;
         let status = response.status();
-        let answer = response
-            .into_body()
+        // An answer is one Kubernetes object: bounded like the objects the API server accepts,
+        // so a misbehaving hook cannot make the daemon buffer without limit.
+        let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
-            .map_err(AttemptError::Body)?
+            .map_err(|e| AttemptError::Body(e.to_string()))?
             .to_bytes();
         Ok((status, answer))
     }
@@ -343,8 +346,8 @@ impl ExtensionHook {
 enum AttemptError {
     #[error(transparent)]
     Send(hyper_util::client::legacy::Error),
-    #[error("reading the answer failed")]
-    Body(#[source] hyper::Error),
+    #[error("reading the answer failed: {0}")]
+    Body(String),
 }
 
 /// An error with all its causes, since hyper's own messages ("client error (Connect)") say
@@ -911,6 +914,24 @@ mod tests {
         );
         let keys: Vec<_> = first.body.as_object().unwrap().keys().collect();
         assert_eq!(keys, ["object", "application"]);
+    }
+
+    #[tokio::test]
+    async fn an_answer_beyond_the_limit_fails_the_call_instead_of_filling_memory() {
+        let (listener, addr) = listen().await;
+        serve(listener, |_| {
+            (StatusCode::OK, " ".repeat(MAX_ANSWER_BYTES + 1))
+        });
+        let hook = ExtensionHook::new(&format!("http://{addr}/"), None, Policy::DEFAULT).unwrap();
+        match hook.call("Deployment", &object(), &app_config()).await {
+            Err(error @ HookError::Request { .. }) => {
+                assert!(
+                    error.to_string().contains("length limit exceeded"),
+                    "{error}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -251,11 +251,12 @@ async fn a_black_holed_connection_is_noticed_and_deploys_resume() {
     daemon.assert_alive();
     proxy.set(Mode::Pass);
     put_application(&client, &ns, "after", "1", small()).await;
+    // Bounded well below the five minutes a read without deadline took to fail.
     let took = all_succeed(
         &client,
         &ns,
         &["during".into(), "after".into()],
-        Duration::from_secs(90),
+        Duration::from_secs(30),
     )
     .await;
     eprintln!("after a 90 s black hole, new apps succeeded {took:?} after traffic passed again");
@@ -308,7 +309,8 @@ async fn an_api_server_outage_mid_batch_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(45)).await;
     daemon.assert_alive();
     proxy.set(Mode::Pass);
-    let took = all_succeed(&client, &ns, &apps, Duration::from_secs(60)).await;
+    // Within seconds, not after a watch backoff of half a minute.
+    let took = all_succeed(&client, &ns, &apps, Duration::from_secs(20)).await;
     eprintln!(
         "after a 45 s outage, all {} apps succeeded {took:?} after the server returned",
         apps.len()
@@ -327,6 +329,9 @@ async fn every_deployment_id_gets_a_final_status_and_the_last_one_wins() {
     let ns = test_namespace(&client, "rapid").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
     let _daemon = Daemon::start(&ns, None, &[]);
+    // Once this deployed, the daemon watches: every later change reaches it as its own event.
+    put_application(&client, &ns, "first", "1", small()).await;
+    all_succeed(&client, &ns, &["first".into()], Duration::from_secs(60)).await;
     for id in ["d1", "d2", "d3"] {
         put_application(&client, &ns, "forward", id, small()).await;
     }

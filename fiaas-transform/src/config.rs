@@ -1057,8 +1057,21 @@ impl ClusterConfig {
     }
 }
 
+/// A URL with any `user:password@` replaced by `***@`, for logs.
+fn without_credentials(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_owned(),
+    }
+}
+
 impl fmt::Debug for ClusterConfig {
-    /// Every field except `api_token`: the daemon logs this at startup.
+    /// Every field except `api_token`, with credentials in URLs and the values of the global
+    /// environment left out: the daemon logs this at startup.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Destructured so that a new field cannot be forgotten here.
         let ClusterConfig {
@@ -1127,7 +1140,7 @@ impl fmt::Debug for ClusterConfig {
             .field("config_file", config_file)
             .field("secrets_directory", secrets_directory)
             .field("log_format", log_format)
-            .field("proxy", proxy)
+            .field("proxy", &proxy.as_deref().map(without_credentials))
             .field("debug", debug)
             .field("environment", environment)
             .field("service_type", service_type)
@@ -1164,7 +1177,10 @@ impl fmt::Debug for ClusterConfig {
                 "disable_deprecated_managed_env_vars",
                 disable_deprecated_managed_env_vars,
             )
-            .field("extension_hook_url", extension_hook_url)
+            .field(
+                "extension_hook_url",
+                &extension_hook_url.as_deref().map(without_credentials),
+            )
             .field(
                 "enable_service_account_per_app",
                 enable_service_account_per_app,
@@ -1185,16 +1201,20 @@ impl fmt::Debug for ClusterConfig {
             .field("ingress_host_pairs", ingress_host_pairs)
             .field("usage_reporting_cluster_name", usage_reporting_cluster_name)
             .field("usage_reporting_operator", usage_reporting_operator)
-            .field("usage_reporting_endpoint", usage_reporting_endpoint)
+            .field(
+                "usage_reporting_endpoint",
+                &usage_reporting_endpoint.as_deref().map(without_credentials),
+            )
             .field("usage_reporting_tenant", usage_reporting_tenant)
             .field("usage_reporting_team", usage_reporting_team)
-            .field("api_server", api_server)
+            .field("api_server", &without_credentials(api_server))
             .field("api_cert", api_cert)
             .field("client_cert", client_cert)
             .field("client_key", client_key)
             .field("ingress_suffixes", ingress_suffixes)
             .field("host_rewrite_rules", host_rewrite_rules)
-            .field("global_env", global_env)
+            // Values may be secrets; the names say enough in a log.
+            .field("global_env", &global_env.keys().collect::<Vec<_>>())
             .field("secret_init_containers", secret_init_containers)
             .field("use_ingress_tls", use_ingress_tls)
             .field("tls_certificate_issuer", tls_certificate_issuer)
@@ -1719,6 +1739,37 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<ClusterConfig, ConfigError> {
         parse_with(args, None)
+    }
+
+    #[test]
+    fn the_logged_configuration_shows_no_credentials() {
+        let config = parse(&[
+            "--proxy",
+            "http://user:s3cret@proxy.example.com:3128",
+            "--extension-hook-url",
+            "https://hook:pw1@hook.example.com/path@x",
+            "--usage-reporting-endpoint",
+            "https://usage.example.com/x",
+            "--global-env",
+            "DB_PASSWORD=hunter2",
+            "--api-token",
+            "tok3n",
+        ])
+        .unwrap();
+        let logged = format!("{config:?}");
+        for secret in ["s3cret", "pw1", "hunter2", "tok3n"] {
+            assert!(!logged.contains(secret), "{secret} in {logged}");
+        }
+        assert!(
+            logged.contains("http://***@proxy.example.com:3128"),
+            "{logged}"
+        );
+        assert!(
+            logged.contains("https://***@hook.example.com/path@x"),
+            "{logged}"
+        );
+        assert!(logged.contains("https://usage.example.com/x"));
+        assert!(logged.contains("DB_PASSWORD"));
     }
 
     /// Parses with `yaml` as the only config file, given with `-c`.
