@@ -235,7 +235,7 @@ impl Applier {
                             &ApiResource::erase::<Deployment>(&()),
                             app,
                             &deployment.metadata.name.clone().unwrap_or_default(),
-                            &body,
+                            body,
                         )
                         .await?;
                     report.deployment_generation = applied.metadata.generation;
@@ -250,7 +250,7 @@ impl Applier {
                             spec.remove("unhealthyPodEvictionPolicy");
                         }
                     }
-                    self.apply_body(&resource, app, &name_of(object), &body)
+                    self.apply_body(&resource, app, &name_of(object), body)
                         .await?;
                     report
                         .applied
@@ -261,7 +261,7 @@ impl Applier {
                     if other.kind() == Kind::HorizontalPodAutoscaler {
                         report.info(format!("Creating/updating autoscaler for {}", app.name));
                     }
-                    self.apply_body(&resource, app, &name_of(other), &other.to_json())
+                    self.apply_body(&resource, app, &name_of(other), other.to_json())
                         .await?;
                     report.applied.push((other.kind(), name_of(other)));
                 }
@@ -303,14 +303,15 @@ impl Applier {
         resource: &ApiResource,
         app: &AppSpec,
         name: &str,
-        body: &Value,
+        mut body: Value,
     ) -> Result<DynamicObject, K8sError> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &app.namespace, resource);
+        crate::list_maps::keep_last_of_each_key(&mut body);
         api.patch(
             name,
             &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
+            &Patch::Apply(&body),
         )
         .await
         .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
@@ -347,7 +348,7 @@ impl Applier {
             &ApiResource::erase::<ServiceAccount>(&()),
             app,
             &app.name,
-            &body,
+            body,
         )
         .await?;
         report
@@ -404,7 +405,7 @@ impl Applier {
                     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.remove("generateName");
                     }
-                    self.apply_body(&ApiResource::erase::<RoleBinding>(&()), app, &name, &body)
+                    self.apply_body(&ApiResource::erase::<RoleBinding>(&()), app, &name, body)
                         .await?;
                     report.applied.push((Kind::RoleBinding, name));
                 }

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod crd;
 mod error;
+pub mod list_maps;
 pub mod quota;
 pub mod rollout;
 pub mod status;

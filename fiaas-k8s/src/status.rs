@@ -1,6 +1,7 @@
 //! ApplicationStatus objects: their names, their writing and their retention.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -105,6 +106,12 @@ pub struct StatusSubject {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Whether the API server refused a status because its schema lacks `conditions`.
+fn refuses_conditions(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::Api(status)
+        if status.message.contains("conditions") && status.message.contains("not declared"))
+}
+
 /// Writes ApplicationStatus objects (and, optionally, the Application's own status).
 #[derive(Clone)]
 pub struct StatusWriter {
@@ -113,6 +120,10 @@ pub struct StatusWriter {
     /// An upper bound of each app's status count since this process last listed them, so
     /// retention lists only when there may be something to delete.
     counts: Arc<Mutex<StatusCounts>>,
+    /// Whether the installed Application CRD declares `status.conditions`; cleared on the first
+    /// write it refuses (the upstream's CRD, on clusters cut over from the Python daemon, does
+    /// not), after which the inline status carries only the upstream's fields.
+    inline_conditions: Arc<AtomicBool>,
 }
 
 /// Per `(namespace, app)`: how many statuses there may be, and the deployment id written last.
@@ -125,6 +136,7 @@ impl StatusWriter {
             client,
             include_status_in_app,
             counts: Arc::default(),
+            inline_conditions: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -142,9 +154,28 @@ impl StatusWriter {
         logs: &[String],
         error_logs: &[String],
     ) -> Result<(), K8sError> {
+        // The ApplicationStatus first: it is what CI pipelines poll, and it must not depend on
+        // the Application's CRD accepting the inline status.
+        self.write_status_object(subject, result, logs).await?;
         if self.include_status_in_app {
-            self.write_inline(subject, result, error_logs).await?;
+            match self.write_inline(subject, result, error_logs).await {
+                Err(error) if !error.is_transient() => {
+                    // Refused for good (e.g. a CRD without the status subresource): trying
+                    // again would not help, and the ApplicationStatus holds the result.
+                    tracing::warn!("Could not write the Application's own status: {error}");
+                }
+                other => other?,
+            }
         }
+        Ok(())
+    }
+
+    async fn write_status_object(
+        &self,
+        subject: &StatusSubject,
+        result: DeployResult,
+        logs: &[String],
+    ) -> Result<(), K8sError> {
         let name = status_name(&subject.app, &subject.deployment_id);
         let mut labels = subject.labels.clone();
         labels.insert("app".to_owned(), subject.app.clone());
@@ -253,7 +284,9 @@ impl StatusWriter {
     ) -> Result<(), K8sError> {
         let api: Api<Application> = Api::namespaced(self.client.clone(), &subject.namespace);
         let name = &subject.object_name;
-        let current = match api.get(name).await {
+        // Only metadata: the spec may be anything the API server accepts (even too deep to
+        // parse), and is not needed here.
+        let current = match api.get_metadata(name).await {
             Ok(app) => app,
             Err(e) if is_not_found(&e) => return Ok(()),
             Err(source) => return Err(K8sError::api("get", "Application", name, source)),
@@ -284,7 +317,7 @@ impl StatusWriter {
             condition("Ready", result == DeployResult::Success, result.as_str()),
             condition("Progressing", !result.is_final(), result.as_str()),
         ];
-        let body = json!({
+        let mut body = json!({
             "apiVersion": API_VERSION,
             "kind": "Application",
             "status": {
@@ -292,16 +325,32 @@ impl StatusWriter {
                 "observedGeneration": generation,
                 "logs": error_logs,
                 "deployment_id": subject.deployment_id,
-                "conditions": conditions,
             },
         });
-        api.patch_status(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| K8sError::api("apply status", "Application", name, source))?;
+        let with_conditions = self.inline_conditions.load(Ordering::Relaxed);
+        if with_conditions {
+            body["status"]["conditions"] = json!(conditions);
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match api.patch_status(name, &params, &Patch::Apply(&body)).await {
+            Ok(_) => {}
+            Err(error) if with_conditions && refuses_conditions(&error) => {
+                tracing::warn!(
+                    "The installed Application CRD has no status.conditions (the upstream's \
+                     definition); writing the inline status without them"
+                );
+                self.inline_conditions.store(false, Ordering::Relaxed);
+                if let Some(status) = body["status"].as_object_mut() {
+                    status.remove("conditions");
+                }
+                api.patch_status(name, &params, &Patch::Apply(&body))
+                    .await
+                    .map_err(|source| K8sError::api("apply status", "Application", name, source))?;
+            }
+            Err(source) => {
+                return Err(K8sError::api("apply status", "Application", name, source));
+            }
+        }
         Ok(())
     }
 }

@@ -455,6 +455,72 @@ async fn besteffort_quota_renders_without_resources() {
 }
 
 #[tokio::test]
+async fn repeated_env_names_deploy_with_the_last_entry_as_the_kubelet_would_use() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    let ns = test_namespace(&client, "dup-env").await;
+    // A global env var named like a managed one: the upstream sends FIAAS_POD_NAME twice (the
+    // global value, then the downward-API reference), which server-side apply refuses as is.
+    let app = deploy_doc(
+        &client,
+        &applier,
+        &ns,
+        "dup",
+        &Deploy::first(),
+        json!({"version": 3}),
+        &["--global-env", "POD_NAME=from-global"],
+    )
+    .await;
+    let config = ClusterConfig::from_args(
+        [
+            "fiaas",
+            "--use-networkingv1-ingress",
+            "--global-env",
+            "POD_NAME=from-global",
+        ],
+        None,
+    )
+    .unwrap();
+    let rendered =
+        fiaas_transform::render(&app, &config, &fiaas_transform::RenderOptions::default()).unwrap();
+    let deployment = live(&client, &ns, Kind::Deployment, "dup").await.unwrap();
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let pod_names: Vec<&Value> = env
+        .iter()
+        .filter(|e| e["name"] == "FIAAS_POD_NAME")
+        .collect();
+    assert_eq!(pod_names.len(), 1, "{env:?}");
+    assert_eq!(
+        pod_names[0]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name",
+        "the last entry of the name wins"
+    );
+    let sent = rendered
+        .objects
+        .iter()
+        .find(|o| o.kind() == Kind::Deployment)
+        .unwrap()
+        .to_json();
+    let sent_env = sent["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        sent_env
+            .iter()
+            .filter(|e| e["name"] == "FIAAS_POD_NAME")
+            .count(),
+        2,
+        "the rendered object repeats the name as the upstream's does"
+    );
+    assert_eq!(env.len(), sent_env.len() - 1);
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
 async fn rollout_tracking_reports_success_deadline_and_timeout() {
     let Some(client) = test_cluster().await else {
         return;
