@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         usage: None,
         hook: None,
         permits: Arc::new(Semaphore::new(1)),
+        fence: None,
     };
     // Nothing cancels a one-off deploy; the sender just has to outlive it.
     let (_never, cancel) = watch::channel(Cancel::No);

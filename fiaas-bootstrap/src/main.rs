@@ -175,6 +175,7 @@ async fn deploy_applications(
         usage: None,
         hook,
         permits: Arc::new(Semaphore::new(20)),
+        fence: None,
     });
     let (_keep_going, cancel) = watch::channel(Cancel::No);
     let mut deploys = Vec::new();

@@ -22,6 +22,7 @@ use tracing::Instrument;
 use crate::application::ApplicationView;
 use crate::deploy_error::DeployError;
 use crate::hook::ExtensionHook;
+use crate::leader::Fence;
 use crate::scheduler::{Finished, MAX_RETRIES, StartCheck};
 use crate::usage::{UsageEvent, UsageReporter, UsageStatus};
 use crate::{logging, metrics};
@@ -60,6 +61,9 @@ pub struct Deployer {
     pub hook: Option<ExtensionHook>,
     /// Bounds how many deploys talk to the API server at once.
     pub permits: Arc<Semaphore>,
+    /// With leader election: deploys stop, and nothing more is written, once the lease may
+    /// have passed to another replica.
+    pub fence: Option<Fence>,
 }
 
 /// The lines a deploy logs, kept for its ApplicationStatus.
@@ -132,9 +136,17 @@ impl Deployer {
     ) -> Finished {
         let deployment_id = view.deployment_id.clone().unwrap_or_default();
         let span = logging::deploy_span(&view.app, &view.namespace, &deployment_id);
-        self.run_in_span(view, cancel, check, attempt)
-            .instrument(span)
-            .await
+        let deploy = self
+            .run_in_span(view, cancel, check, attempt)
+            .instrument(span);
+        match &self.fence {
+            None => deploy.await,
+            Some(fence) => tokio::select! {
+                biased;
+                () = fence.closed() => Finished::Stopped,
+                finished = deploy => finished,
+            },
+        }
     }
 
     async fn run_in_span(
@@ -435,6 +447,13 @@ impl Deployer {
                 subject.deployment_id
             ),
         );
+        if self.fence.as_ref().is_some_and(|fence| !fence.holds()) {
+            tracing::warn!(
+                "Not saving result {}: the leader lease may have passed to another replica",
+                result.as_str()
+            );
+            return false;
+        }
         let attempts = if result.is_final() {
             STATUS_ATTEMPTS
         } else {

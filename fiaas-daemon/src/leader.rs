@@ -65,6 +65,7 @@ pub struct LeaderElector {
 pub struct LeaseGuard {
     elector: LeaderElector,
     lost: watch::Receiver<bool>,
+    valid_until: watch::Receiver<Instant>,
     /// `None` once released.
     renewer: Option<JoinHandle<()>>,
 }
@@ -177,10 +178,12 @@ impl LeaderElector {
 
     fn guard(&self, acquired_at: Instant) -> LeaseGuard {
         let (lost_tx, lost) = watch::channel(false);
-        let renewer = tokio::spawn(self.clone().keep_renewed(acquired_at, lost_tx));
+        let (valid_tx, valid_until) = watch::channel(acquired_at + RENEW_DEADLINE);
+        let renewer = tokio::spawn(self.clone().keep_renewed(acquired_at, lost_tx, valid_tx));
         LeaseGuard {
             elector: self.clone(),
             lost,
+            valid_until,
             renewer: Some(renewer),
         }
     }
@@ -188,7 +191,12 @@ impl LeaderElector {
     /// Renew until a renewal finds the lease taken or renewals fail for [`RENEW_DEADLINE`];
     /// then report the loss and end. `renewed_at` is when the last successful write was sent,
     /// which is no later than the `renewTime` it carried.
-    async fn keep_renewed(self, mut renewed_at: Instant, lost: watch::Sender<bool>) {
+    async fn keep_renewed(
+        self,
+        mut renewed_at: Instant,
+        lost: watch::Sender<bool>,
+        valid_until: watch::Sender<Instant>,
+    ) {
         let mut wait = RENEW_INTERVAL;
         loop {
             let deadline = renewed_at + RENEW_DEADLINE;
@@ -197,6 +205,7 @@ impl LeaderElector {
             match tokio::time::timeout_at(deadline, self.renew()).await {
                 Ok(Ok(Renewal::Renewed)) => {
                     renewed_at = started;
+                    valid_until.send_replace(renewed_at + RENEW_DEADLINE);
                     wait = RENEW_INTERVAL;
                 }
                 Ok(Ok(Renewal::Taken(by))) => {
@@ -269,7 +278,51 @@ impl LeaderElector {
     }
 }
 
+/// Whether this process may still write as the leader: until [`RENEW_DEADLINE`] after the last
+/// renewal was sent, which is before any other candidate may see the lease expire. It reads the
+/// monotonic clock, so a process that was frozen (SIGSTOP, a stalled node) and wakes after its
+/// lease ran out finds it closed before the renewer has even run again.
+#[derive(Clone, Debug)]
+pub struct Fence {
+    valid_until: watch::Receiver<Instant>,
+}
+
+impl Fence {
+    /// Whether writing is still allowed.
+    pub fn holds(&self) -> bool {
+        Instant::now() < *self.valid_until.borrow()
+    }
+
+    /// Resolves once writing is no longer allowed.
+    pub async fn closed(&self) {
+        let mut valid_until = self.valid_until.clone();
+        loop {
+            let until = *valid_until.borrow_and_update();
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                changed = valid_until.changed() => {
+                    if changed.is_err() {
+                        // The renewer is gone: the last validity stands.
+                        tokio::time::sleep_until(until).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl LeaseGuard {
+    /// The fence for the deploys done under this lease.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            valid_until: self.valid_until.clone(),
+        }
+    }
+
     /// Resolves once the lease is lost (taken by another candidate, or not renewed in time);
     /// from then on this process must not act as the leader.
     pub async fn lost(&self) {
@@ -366,6 +419,28 @@ mod tests {
         assert!(!expired(&spec(Some("a"), Some(5)), now));
         assert!(expired(&spec(Some("a"), Some(20)), now));
         assert!(expired(&spec(Some("a"), None), now));
+    }
+
+    #[tokio::test]
+    async fn the_fence_closes_when_renewals_stop_extending_it() {
+        let validity = Duration::from_millis(300);
+        let (valid_tx, valid_until) = watch::channel(Instant::now() + validity);
+        let fence = Fence { valid_until };
+        assert!(fence.holds());
+        let closing = tokio::spawn({
+            let fence = fence.clone();
+            async move { fence.closed().await }
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let renewed = Instant::now();
+        valid_tx.send_replace(renewed + validity);
+        assert!(fence.holds());
+        closing.await.unwrap();
+        assert!(
+            renewed.elapsed() >= validity,
+            "the renewal extended the fence"
+        );
+        assert!(!fence.holds());
     }
 
     #[test]

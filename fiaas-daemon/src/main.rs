@@ -172,6 +172,7 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             usage,
             hook,
             permits: Arc::new(Semaphore::new(cli.max_concurrent_deploys as usize)),
+            fence: lease.as_ref().map(|lease| lease.fence()),
         });
         let controller = Controller::new(
             client,

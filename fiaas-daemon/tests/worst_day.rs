@@ -13,6 +13,9 @@ use fiaas_k8s::{ApplicationStatus, status_name};
 use fiaas_tests::fault_proxy::{FaultProxy, Mode, upstream_of};
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::jiff;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -28,6 +31,17 @@ impl Drop for Daemon {
 
 impl Daemon {
     fn start(ns: &str, kubeconfig: Option<&PathBuf>, extra: &[&str]) -> Daemon {
+        Self::start_as(ns, kubeconfig, extra, None)
+    }
+
+    /// Start with `HOSTNAME` set to `identity`: the leader lease's holder name and the Events'
+    /// reporting instance.
+    fn start_as(
+        ns: &str,
+        kubeconfig: Option<&PathBuf>,
+        extra: &[&str],
+        identity: Option<&str>,
+    ) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -48,6 +62,9 @@ impl Daemon {
         if let Some(kubeconfig) = kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }
+        if let Some(identity) = identity {
+            command.env("HOSTNAME", identity);
+        }
         Daemon(command.spawn().expect("start fiaas-deploy-daemon"))
     }
 
@@ -58,12 +75,16 @@ impl Daemon {
         );
     }
 
-    fn signal(&mut self, signal: &str) {
+    fn send(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.0.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    fn signal(&mut self, signal: &str) {
+        self.send(signal);
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.0.try_wait().unwrap().is_none() {
             assert!(
@@ -419,6 +440,94 @@ async fn deploys_interrupted_by_sigterm_or_sigkill_resume_with_the_inline_status
     for app in &apps {
         let live = applications(&client, &ns).get(app).await.unwrap();
         assert_eq!(live.data["status"]["result"], "SUCCESS", "{app}");
+    }
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
+
+async fn lease_holder(client: &Client, ns: &str) -> Option<(String, jiff::Timestamp)> {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+    let spec = leases.get_opt("fiaas-deploy-daemon").await.ok()??.spec?;
+    Some((spec.holder_identity?, spec.acquire_time?.0))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_frozen_leader_writes_nothing_once_its_lease_has_passed() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "frozen").await;
+    let election = ["--leader-election"];
+    let mut first = Daemon::start_as(&ns, None, &election, Some("replica-a"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while lease_holder(&client, &ns).await.map(|(h, _)| h).as_deref() != Some("replica-a") {
+        assert!(Instant::now() < deadline, "replica-a never led");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let _second = Daemon::start_as(&ns, None, &election, Some("replica-b"));
+    let apps: Vec<String> = (0..3).map(|i| format!("app-{i}")).collect();
+    for app in &apps {
+        put_application(&client, &ns, app, "1", small()).await;
+    }
+    // No kubelet yet: replica-a waits for every rollout.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for app in &apps {
+        while status(&client, &ns, app, "1")
+            .await
+            .map(|s| s.result)
+            .as_deref()
+            != Some("RUNNING")
+        {
+            assert!(Instant::now() < deadline, "{app} never got RUNNING");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    first.send("-STOP");
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let taken_over = loop {
+        if let Some((holder, acquired)) = lease_holder(&client, &ns).await
+            && holder == "replica-b"
+        {
+            break acquired;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica-b never took the lease over"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    all_succeed(&client, &ns, &apps, Duration::from_secs(60)).await;
+    // Woken after its lease passed, the old leader sees its rollouts done, but must not say so.
+    first.send("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = first.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old leader kept running after losing its lease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!exit.success(), "losing the lease exits non-zero");
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    for event in events.list(&Default::default()).await.unwrap().items {
+        if event.reporting_instance.as_deref() != Some("replica-a") {
+            continue;
+        }
+        let last = event
+            .series
+            .as_ref()
+            .map(|s| s.last_observed_time.0)
+            .or(event.event_time.as_ref().map(|t| t.0))
+            .unwrap();
+        assert!(
+            last < taken_over,
+            "replica-a wrote {:?} at {last} after replica-b took over at {taken_over}",
+            event.reason
+        );
     }
     kubelet.abort();
     drop_namespace(&client, &ns).await;
