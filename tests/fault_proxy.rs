@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,7 +28,32 @@ pub enum Mode {
 pub struct FaultProxy {
     address: SocketAddr,
     mode: watch::Sender<Mode>,
+    connections: Arc<Connections>,
     task: JoinHandle<()>,
+}
+
+/// Open connections now, and the most there were at once.
+#[derive(Default)]
+struct Connections {
+    open: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Counts one open connection while it lives.
+struct Open(Arc<Connections>);
+
+impl Open {
+    fn new(connections: &Arc<Connections>) -> Open {
+        let open = connections.open.fetch_add(1, Ordering::SeqCst) + 1;
+        connections.peak.fetch_max(open, Ordering::SeqCst);
+        Open(connections.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for FaultProxy {
@@ -44,6 +71,8 @@ impl FaultProxy {
         let address = listener.local_addr().expect("the proxy's address");
         let (mode, _) = watch::channel(Mode::Pass);
         let modes = mode.clone();
+        let connections = Arc::new(Connections::default());
+        let counted = connections.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let mode = modes.subscribe();
@@ -51,12 +80,17 @@ impl FaultProxy {
                     drop(client);
                     continue;
                 }
-                tokio::spawn(connection(client, upstream, mode));
+                let open = Open::new(&counted);
+                tokio::spawn(async move {
+                    connection(client, upstream, mode).await;
+                    drop(open);
+                });
             }
         });
         FaultProxy {
             address,
             mode,
+            connections,
             task,
         }
     }
@@ -64,6 +98,12 @@ impl FaultProxy {
     /// Switch what the proxy does, for open connections too.
     pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
+    }
+
+    /// The most connections that were open at once. The kube client speaks HTTP/1.1, one
+    /// request at a time per connection, so this bounds the requests in flight.
+    pub fn peak_connections(&self) -> usize {
+        self.connections.peak.load(Ordering::SeqCst)
     }
 
     /// The address clients connect to.
@@ -218,6 +258,12 @@ mod tests {
             round_trip(&mut again, b"three").await.as_deref(),
             Some(&b"three"[..])
         );
+        let mut other = TcpStream::connect(proxy.address()).await.unwrap();
+        assert_eq!(
+            round_trip(&mut other, b"four").await.as_deref(),
+            Some(&b"four"[..])
+        );
+        assert_eq!(proxy.peak_connections(), 2, "two open at once at most");
     }
 
     #[test]

@@ -532,3 +532,73 @@ async fn a_frozen_leader_writes_nothing_once_its_lease_has_passed() {
     kubelet.abort();
     drop_namespace(&client, &ns).await;
 }
+
+/// The daemon's peak resident memory (`VmHWM`), in MiB.
+fn peak_rss_mib(daemon: &Daemon) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.0.id())).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_that_finds_thousands_of_unfinished_apps_stays_bounded() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    const APPS: usize = 3000;
+    const PERMITS: usize = 20;
+    let ns = test_namespace(&client, "fanout").await;
+    // Invalid, so each deploy is short: found at start-up, each is deployed (and FAILED) anew.
+    let names: Vec<String> = (0..APPS).map(|i| format!("app-{i}")).collect();
+    for chunk in names.chunks(50) {
+        futures::future::join_all(chunk.iter().map(|name| {
+            put_application(
+                &client,
+                &ns,
+                name,
+                "1",
+                json!({"version": 3, "replicas": "many"}),
+            )
+        }))
+        .await;
+    }
+    let proxy = FaultProxy::start(upstream_of(&test_kubeconfig())).await;
+    let kubeconfig = proxy.kubeconfig(&test_kubeconfig(), &std::env::temp_dir());
+    let mut daemon = Daemon::start(
+        &ns,
+        Some(&kubeconfig),
+        &["--max-concurrent-deploys", &PERMITS.to_string()],
+    );
+    let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let failed = statuses
+            .list_metadata(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .len();
+        if failed >= APPS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {failed} of {APPS} apps have a status"
+        );
+        daemon.assert_alive();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let peak = proxy.peak_connections();
+    let rss = peak_rss_mib(&daemon);
+    eprintln!("{APPS} unfinished apps at start-up: peak {peak} connections, peak RSS {rss:.1} MiB");
+    // The deploys' permits, plus the three watches, the Event recorder and a few connections
+    // the pool has not reused yet.
+    assert!(peak <= PERMITS + 10, "{peak} connections at once");
+    assert!(rss < 96.0, "peak RSS {rss:.1} MiB");
+    drop_namespace(&client, &ns).await;
+    let _ = std::fs::remove_file(kubeconfig);
+}

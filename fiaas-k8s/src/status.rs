@@ -244,8 +244,12 @@ impl StatusWriter {
     pub async fn retain_newest(&self, app: &str, namespace: &str) -> Result<usize, K8sError> {
         let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), namespace);
         let selector = format!("app={app}");
+        // From the API server's watch cache (resourceVersion 0): a label selector is no index,
+        // so a quorum read scans every ApplicationStatus of the namespace in etcd, for every
+        // deploy. The cache may lag a moment behind the status just written; the next deploy's
+        // pass then deletes what this one kept.
         let mut statuses = api
-            .list_metadata(&ListParams::default().labels(&selector))
+            .list_metadata(&ListParams::default().labels(&selector).match_any())
             .await
             .map_err(|source| K8sError::api("list", "ApplicationStatus", &selector, source))?
             .items;
