@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-use fiaas_tests::{fixtures_dir, load_yaml, python_eq, yaml_files};
+use fiaas_spec::python;
+use fiaas_tests::{fixtures_dir, load_yaml, yaml_files};
 
 fn fiaas(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fiaas"))
@@ -105,7 +106,7 @@ fn migrate_equals_the_upstream_transformations_in_both_modes() {
         let actual = fiaas_spec::parse_document(&String::from_utf8_lossy(&output.stdout))
             .expect("migrate prints YAML");
         assert!(
-            python_eq(&actual, &load_yaml(&expected_file)),
+            python::eq(&actual, &load_yaml(&expected_file)),
             "{expected_file}: {actual}"
         );
     }

@@ -25,7 +25,7 @@ mod defaults;
 mod error;
 mod lookup;
 mod model;
-mod python;
+pub mod python;
 mod schema;
 mod v2;
 mod v3;
@@ -38,7 +38,6 @@ use serde_json::Value;
 pub use defaults::{V2_DEFAULTS_YAML, V3_DEFAULTS_YAML};
 pub use error::{SpecError, Violation};
 pub use model::*;
-pub use python::py_str;
 pub use schema::V3_SCHEMA_JSON;
 pub use yaml::{MAX_DOCUMENT_BYTES, to_string as to_yaml};
 
@@ -79,7 +78,7 @@ pub fn version_of(document: &Value) -> Result<Version, SpecError> {
 pub fn version_label(document: &Value) -> String {
     match document.get("version") {
         None => "1".to_owned(),
-        Some(v) => py_str(v),
+        Some(v) => python::str(v),
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{SpecError, Violation};
 use crate::model::*;
-use crate::python::{py_str, truthy, truthy_opt};
+use crate::python::{self, truthy, truthy_opt};
 use crate::{defaults, lookup, schema};
 
 /// The v3 document after defaults, in the shape the schema guarantees.
@@ -259,7 +259,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     let groups = raw_strongbox
         .and_then(|s| s.get("groups"))
         .and_then(Value::as_array)
-        .map(|g| g.iter().map(py_str).collect::<Vec<_>>());
+        .map(|g| g.iter().map(python::str).collect::<Vec<_>>());
 
     // A migrated v2 document marks resources its v2 file left unset with null: no value, not
     // the v3 default.
@@ -269,7 +269,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         match merged {
             _ if unset_in_v2 => None,
             Some(Value::String(s)) => Some(s),
-            Some(value) if !value.is_null() => Some(py_str(&value)),
+            Some(value) if !value.is_null() => Some(python::str(&value)),
             _ => None,
         }
     };
@@ -390,7 +390,7 @@ fn check(
                 .http_headers
                 .into_iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, py_str(&v)))
+                .map(|(k, v)| (k, python::str(&v)))
                 .collect(),
         })
     };
@@ -488,13 +488,13 @@ fn secrets(entries: &Map<String, Value>, violations: &mut Vec<Violation>) -> Vec
         let parameters = entry
             .get("parameters")
             .and_then(Value::as_object)
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), py_str(v))).collect())
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), python::str(v))).collect())
             .unwrap_or_default();
         let annotations = match entry.get("annotations") {
             Some(Value::Object(a)) => a
                 .iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), py_str(v)))
+                .map(|(k, v)| (k.clone(), python::str(v)))
                 .collect(),
             _ => {
                 violations.push(Violation::new(
