@@ -2,7 +2,8 @@
 //!
 //! The Python daemon reads fiaas.yml with PyYAML into Python objects and then tests, compares,
 //! converts and prints them the Python way. Wherever that shows in its output (an annotation
-//! holding `str(value).lower()`, a message quoting `repr(value)`), fiaas uses these functions on the JSON value the YAML was read into, so that
+//! holding `str(value).lower()`, a message quoting `repr(value)`, an exec probe split by
+//! `shlex.split`), fiaas uses these functions on the JSON value the YAML was read into, so that
 //! every crate agrees with CPython and with each other.
 //!
 //! The values are what PyYAML's `safe_load` would have produced: `null` is `None`, a JSON
@@ -324,6 +325,86 @@ pub fn int(text: &str) -> Option<i64> {
     i64::try_from(if negative { -magnitude } else { magnitude }).ok()
 }
 
+/// Why [`shlex_split`] could not split a command; the messages are CPython's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShlexError {
+    /// A quote is opened and never closed.
+    #[error("No closing quotation")]
+    NoClosingQuotation,
+    /// The text ends in a backslash that has nothing to escape.
+    #[error("No escaped character")]
+    NoEscapedCharacter,
+}
+
+/// Where [`shlex_split`] is in the text, as CPython's `shlex.read_token` states.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    /// Between words.
+    Between,
+    /// In a word, outside quotes.
+    Word,
+    /// Inside `'…'` or `"…"`.
+    Quoted(char),
+}
+
+/// Python `shlex.split(command)` (POSIX mode, no comments), as upstream splits exec health
+/// checks (fiaas_deploy_daemon/deployer/kubernetes/deployment/deployer.py).
+///
+/// Words are separated by runs of space, tab, CR and LF only. `#` is an ordinary character.
+/// Outside quotes a backslash takes the next character literally, a newline included. Inside
+/// single quotes nothing is special. Inside double quotes a backslash escapes only `"` and `\`;
+/// before any other character it is kept. Quotes join with the text around them, and `''`
+/// makes an empty word.
+pub fn shlex_split(command: &str) -> Result<Vec<String>, ShlexError> {
+    const WHITESPACE: [char; 4] = [' ', '\t', '\r', '\n'];
+    let mut words = Vec::new();
+    let mut word = String::new();
+    // A word that held quotes counts even when it is empty.
+    let mut quoted = false;
+    let mut state = Lex::Between;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match state {
+            Lex::Between | Lex::Word => {
+                if WHITESPACE.contains(&c) {
+                    if state == Lex::Word {
+                        words.push(std::mem::take(&mut word));
+                        quoted = false;
+                        state = Lex::Between;
+                    }
+                    continue;
+                }
+                state = Lex::Word;
+                match c {
+                    '\\' => word.push(chars.next().ok_or(ShlexError::NoEscapedCharacter)?),
+                    '\'' | '"' => {
+                        quoted = true;
+                        state = Lex::Quoted(c);
+                    }
+                    c => word.push(c),
+                }
+            }
+            Lex::Quoted(quote) => match c {
+                c if c == quote => state = Lex::Word,
+                '\\' if quote == '"' => {
+                    let escaped = chars.next().ok_or(ShlexError::NoEscapedCharacter)?;
+                    if escaped != '"' && escaped != '\\' {
+                        word.push('\\');
+                    }
+                    word.push(escaped);
+                }
+                c => word.push(c),
+            },
+        }
+    }
+    match state {
+        Lex::Quoted(_) => return Err(ShlexError::NoClosingQuotation),
+        Lex::Word if !word.is_empty() || quoted => words.push(word),
+        _ => {}
+    }
+    Ok(words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,5 +570,77 @@ mod tests {
         assert_eq!(int("http"), None);
         assert_eq!(int("99999999999999999999"), None);
         assert_eq!(int("-9223372036854775808"), Some(i64::MIN));
+    }
+
+    #[test]
+    fn shlex_split_matches_cpython() {
+        // Every expected argv below was printed by CPython 3.11's shlex.split(command), the
+        // call upstream makes (posix=True, comments=False).
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("   ", &[]),
+            ("/bin/ready --fast", &["/bin/ready", "--fast"]),
+            (
+                "sh -c 'curl -f localhost:8080/health'",
+                &["sh", "-c", "curl -f localhost:8080/health"],
+            ),
+            ("a\tb\r\nc", &["a", "b", "c"]),
+            ("a\u{b}b\u{c}c", &["a\u{b}b\u{c}c"]),
+            (
+                "echo # not a comment",
+                &["echo", "#", "not", "a", "comment"],
+            ),
+            ("echo a#b", &["echo", "a#b"]),
+            ("a '' b", &["a", "", "b"]),
+            ("''", &[""]),
+            ("\"\"", &[""]),
+            ("a''b", &["ab"]),
+            ("'a'\"b\"c", &["abc"]),
+            (r"a\ b", &["a b"]),
+            (r"\'quoted\'", &["'quoted'"]),
+            (r"a\\b", &[r"a\b"]),
+            (r"\x", &["x"]),
+            ("a\\\nb", &["a\nb"]),
+            (r"'a\b'", &[r"a\b"]),
+            (r"'it'\''s'", &["it's"]),
+            (r#""a\"b""#, &[r#"a"b"#]),
+            (r#""a\\b""#, &[r"a\b"]),
+            (r#""a\b""#, &[r"a\b"]),
+            (r#""a\$b""#, &[r"a\$b"]),
+            ("\"a\\\nb\"", &["a\\\nb"]),
+            ("\"it's\"", &["it's"]),
+            ("'say \"hi\"'", &["say \"hi\""]),
+            ("$HOME ~ *.txt", &["$HOME", "~", "*.txt"]),
+            ("a;b|c&&d", &["a;b|c&&d"]),
+            ("  lead and trail  ", &["lead", "and", "trail"]),
+            (r"trailing\ ", &["trailing "]),
+            ("ünï cödé", &["ünï", "cödé"]),
+            ("a\u{a0}b", &["a\u{a0}b"]),
+        ];
+        for (command, argv) in cases {
+            assert_eq!(
+                shlex_split(command).as_deref(),
+                Ok(argv
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .as_slice()),
+                "shlex.split({command:?})"
+            );
+        }
+        // CPython raises ValueError with these messages.
+        for (command, error) in [
+            ("sh -c 'echo", ShlexError::NoClosingQuotation),
+            ("\"unclosed", ShlexError::NoClosingQuotation),
+            (r#""a\""#, ShlexError::NoClosingQuotation),
+            (r"trailing\", ShlexError::NoEscapedCharacter),
+            ("\"a\\", ShlexError::NoEscapedCharacter),
+        ] {
+            assert_eq!(shlex_split(command), Err(error), "{command:?}");
+        }
+        assert_eq!(
+            ShlexError::NoClosingQuotation.to_string(),
+            "No closing quotation"
+        );
     }
 }

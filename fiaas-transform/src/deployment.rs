@@ -595,9 +595,10 @@ fn probe(check: &CheckSpec, kind: &str) -> Result<Probe, TransformError> {
             });
         }
         CheckAction::Execute { command } => {
-            let words = shlex::split(command).ok_or_else(|| {
+            // Upstream splits with Python's shlex.split, whose ValueError fails the deploy.
+            let words = python::shlex_split(command).map_err(|e| {
                 TransformError::InvalidConfiguration(format!(
-                    "the {kind} check command cannot be split into words (unbalanced quotes?): {command}"
+                    "healthchecks.{kind}.execute.command cannot be split into words ({e}): {command}"
                 ))
             })?;
             probe.exec = Some(ExecAction {
