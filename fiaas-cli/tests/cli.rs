@@ -84,6 +84,20 @@ fn validate_reports_every_bad_file_and_fails() {
 }
 
 #[test]
+fn validate_warns_about_the_non_booleans_it_accepts() {
+    let output = fiaas(&[
+        "validate",
+        &path("render/bool-singleton-quoted-false/app.yml"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: replicas.singleton: 'false' is not a boolean; read as true"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn migrate_equals_the_upstream_transformations_in_both_modes() {
     for expected_file in yaml_files("specs/v2/data/transformations") {
         let strip = expected_file.contains("strip_defaults");

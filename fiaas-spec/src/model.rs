@@ -243,6 +243,9 @@ pub struct ResourceRequirementSpec {
 pub struct PrometheusSpec {
     /// Add the scrape annotations.
     pub enabled: bool,
+    /// The `prometheus.io/scrape` annotation's value: `true`, unless `enabled` was given as a
+    /// true non-boolean, whose Python `str()` upstream writes lower-cased (`"yes"`, `"1"`).
+    pub scrape: String,
     /// Port name or number.
     pub port: PortRef,
     /// Metrics path.

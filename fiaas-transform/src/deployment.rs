@@ -375,8 +375,10 @@ impl Pod {
             notes.error(format!("Invalid prometheus configuration for {}", app.name));
             return;
         };
-        self.annotations
-            .insert("prometheus.io/scrape".to_owned(), "true".to_owned());
+        self.annotations.insert(
+            "prometheus.io/scrape".to_owned(),
+            app.prometheus.scrape.clone(),
+        );
         self.annotations
             .insert("prometheus.io/port".to_owned(), port.to_string());
         self.annotations

@@ -626,6 +626,7 @@ mod tests {
             secrets_in_environment: false,
             prometheus: PrometheusSpec {
                 enabled: true,
+                scrape: "true".to_owned(),
                 port: PortRef::Name("http".to_owned()),
                 path: "/_/metrics".to_owned(),
             },
