@@ -577,7 +577,7 @@ fn ingress_items(
         out.push(IngressItemSpec {
             host: item.host,
             pathmappings,
-            annotations: item.annotations.into_map(),
+            annotations: item.annotations.0,
         });
     }
     out
