@@ -225,3 +225,44 @@ fn a_bad_daemon_flag_is_an_error_naming_it() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--pre-stop-delay"));
 }
+
+#[test]
+fn render_takes_abbreviated_daemon_flags_like_argparse() {
+    let render = |flags: &[&str]| {
+        let mut args = vec![
+            "render",
+            "specs/v3/data/examples/v3minimal.yml",
+            "--name",
+            "x",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(flags);
+        let fixture = path(args[1]);
+        args[1] = &fixture;
+        fiaas(&args)
+    };
+    let full = render(&[
+        "--environment",
+        "prod",
+        "--use-networkingv1-ingress",
+        "--ingress-suffix",
+        "svc.example.com",
+    ]);
+    let abbreviated = render(&[
+        "--environ",
+        "prod",
+        "--use-networkingv1",
+        "--ingress-suff=svc.example.com",
+    ]);
+    assert!(full.status.success());
+    assert!(
+        abbreviated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&abbreviated.stderr)
+    );
+    assert_eq!(abbreviated.stdout, full.stdout);
+    // `--use-in` could be --use-in-memory-emptydirs or --use-ingress-tls.
+    let ambiguous = render(&["--use-in"]);
+    assert_eq!(ambiguous.status.code(), Some(2));
+}

@@ -435,6 +435,9 @@ impl ConfigError {
            long name."
 )]
 #[derive(Args, Clone, Debug)]
+// argparse takes any unambiguous prefix of a long option (`--environ prod`) and so does the
+// daemon's command line; the setting is global, so every command flattening these flags has it.
+#[command(infer_long_args = true)]
 pub struct ClusterArgs {
     /// Extra YAML config file; it overrides the default config file, the command line
     /// overrides it
@@ -2123,10 +2126,46 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let err = parse(&["--no-such-flag"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        // Abbreviations are not accepted (argparse would take a unique prefix).
-        assert_eq!(parse(&["--po", "1"]).unwrap_err().exit_code(), 2);
+        // An ambiguous abbreviation: --pre-stop-delay or --proxy.
+        let err = parse(&["--pr", "1"]).unwrap_err();
+        assert!(matches!(err, ConfigError::CommandLine(_)));
+        assert_eq!(err.exit_code(), 2);
         assert_eq!(parse(&["positional"]).unwrap_err().exit_code(), 2);
         assert_eq!(parse(&["--help"]).unwrap_err().exit_code(), 0);
+    }
+
+    #[test]
+    fn long_options_take_an_unambiguous_prefix_like_argparse() {
+        let c = parse(&[
+            "--environ",
+            "prod",
+            "--use-networkingv1",
+            "--ingress-suff",
+            "a.example.com",
+            "--po=6000",
+        ])
+        .unwrap();
+        assert_eq!(c.environment, "prod");
+        assert!(c.use_networkingv1_ingress);
+        assert_eq!(c.ingress_suffixes, strings(&["a.example.com"]));
+        assert_eq!(c.port, 6000);
+        // A full name wins over the longer names it begins.
+        let c = parse(&["--tls-certificate-issuer", "x"]).unwrap();
+        assert_eq!(c.tls_certificate_issuer.as_deref(), Some("x"));
+        // An abbreviation is the flag given on the command line: it hides the file's value.
+        let file = TempFile::new("environment: from-file\ningress-suffix: [file.example.com]\n");
+        let c = parse(&[
+            "--config",
+            &file.arg(),
+            "--environ",
+            "cli",
+            "--ingress-s",
+            "cli.example.com",
+        ])
+        .unwrap();
+        assert_eq!(c.config_file, Some(file.0.clone()));
+        assert_eq!(c.environment, "cli");
+        assert_eq!(c.ingress_suffixes, strings(&["cli.example.com"]));
     }
 
     #[test]
@@ -2385,6 +2424,12 @@ mod tests {
         let c = ClusterConfig::from_matches(&matches, None).unwrap();
         assert_eq!(c.environment, "pro");
         assert_eq!(c.port, 5000);
+        // The flattening command takes abbreviations too.
+        let matches = Render::command()
+            .try_get_matches_from(["fiaas", "--app", "x", "--environ", "pro"])
+            .unwrap();
+        let c = ClusterConfig::from_matches(&matches, None).unwrap();
+        assert_eq!(c.environment, "pro");
     }
 
     #[test]
