@@ -52,32 +52,6 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Equality as upstream's tests saw it: Python `==`, where `1 == 1.0 == True`.
-pub fn python_eq(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| python_eq(p, q))
-        }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| python_eq(v, w)))
-        }
-        _ => match (as_number(a), as_number(b)) {
-            (Some(p), Some(q)) => p == q,
-            _ => a == b,
-        },
-    }
-}
-
-fn as_number(value: &Value) -> Option<f64> {
-    match value {
-        Value::Bool(b) => Some(f64::from(u8::from(*b))),
-        Value::Number(n) => n.as_f64(),
-        _ => None,
-    }
-}
-
 /// Bring an object into the form the fixture catalog (§6) compares, so the objects fiaas
 /// renders (request bodies) and the upstream's expected files (server answers read through the
 /// upstream's client models) can be compared with `==`.

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use fiaas_spec::python;
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts, AppSpec, CheckAction, CheckSpec};
-use fiaas_tests::{load_yaml, python_eq, read_fixture, yaml_files};
+use fiaas_tests::{load_yaml, read_fixture, yaml_files};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::{Value, json};
 
@@ -74,7 +75,7 @@ fn check_transformation(fixture: &str, strip: bool) -> Result<(), Failed> {
     let input = load_yaml(&v2_input_of(stem(fixture)));
     let expected = load_yaml(fixture);
     let actual = fiaas_spec::to_v3(&input, strip).map_err(|e| format!("migration failed: {e}"))?;
-    if python_eq(&actual, &expected) {
+    if python::eq(&actual, &expected) {
         Ok(())
     } else {
         Err(format!(
@@ -169,7 +170,7 @@ fn attribute<'a>(view: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Upstream compared scalars with Python `==`; a quantity written `2` is our `"2"`.
 fn same(expected: &Value, actual: &Value) -> bool {
-    python_eq(expected, actual)
+    python::eq(expected, actual)
         || matches!((expected, actual), (Value::Number(n), Value::String(s)) if n.to_string() == *s)
 }
 

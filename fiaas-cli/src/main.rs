@@ -19,7 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check fiaas.yml files; every problem of every file is printed to stderr.
+    /// Check fiaas.yml files; every problem of every file is printed to stderr, and a warning for
+    /// each value that is accepted although it is not what the schema asks (a text where a
+    /// boolean belongs).
     Validate {
         /// fiaas.yml files (version 2 or 3).
         #[arg(required = true)]
@@ -107,10 +109,22 @@ fn read(path: &Path) -> anyhow::Result<String> {
 fn validate(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
     for file in files {
-        let result = read(file).and_then(|text| Ok(fiaas_spec::validate(&text)?));
-        if let Err(e) = result {
-            ok = false;
-            eprintln!("{}: {e:#}", file.display());
+        let result = read(file).and_then(|text| {
+            fiaas_spec::validate(&text)?;
+            Ok(fiaas_spec::boolean_warnings(&fiaas_spec::parse_document(
+                &text,
+            )?))
+        });
+        match result {
+            Ok(warnings) => {
+                for warning in warnings {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!("{}: {e:#}", file.display());
+            }
         }
     }
     if ok {

@@ -2,7 +2,8 @@
 
 use std::process::{Command, Output};
 
-use fiaas_tests::{fixtures_dir, load_yaml, python_eq, yaml_files};
+use fiaas_spec::python;
+use fiaas_tests::{fixtures_dir, load_yaml, yaml_files};
 
 fn fiaas(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_fiaas"))
@@ -83,6 +84,20 @@ fn validate_reports_every_bad_file_and_fails() {
 }
 
 #[test]
+fn validate_warns_about_the_non_booleans_it_accepts() {
+    let output = fiaas(&[
+        "validate",
+        &path("render/bool-singleton-quoted-false/app.yml"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: replicas.singleton: 'false' is not a boolean; read as true"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn migrate_equals_the_upstream_transformations_in_both_modes() {
     for expected_file in yaml_files("specs/v2/data/transformations") {
         let strip = expected_file.contains("strip_defaults");
@@ -105,7 +120,7 @@ fn migrate_equals_the_upstream_transformations_in_both_modes() {
         let actual = fiaas_spec::parse_document(&String::from_utf8_lossy(&output.stdout))
             .expect("migrate prints YAML");
         assert!(
-            python_eq(&actual, &load_yaml(&expected_file)),
+            python::eq(&actual, &load_yaml(&expected_file)),
             "{expected_file}: {actual}"
         );
     }
@@ -209,4 +224,45 @@ fn a_bad_daemon_flag_is_an_error_naming_it() {
     ]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--pre-stop-delay"));
+}
+
+#[test]
+fn render_takes_abbreviated_daemon_flags_like_argparse() {
+    let render = |flags: &[&str]| {
+        let mut args = vec![
+            "render",
+            "specs/v3/data/examples/v3minimal.yml",
+            "--name",
+            "x",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(flags);
+        let fixture = path(args[1]);
+        args[1] = &fixture;
+        fiaas(&args)
+    };
+    let full = render(&[
+        "--environment",
+        "prod",
+        "--use-networkingv1-ingress",
+        "--ingress-suffix",
+        "svc.example.com",
+    ]);
+    let abbreviated = render(&[
+        "--environ",
+        "prod",
+        "--use-networkingv1",
+        "--ingress-suff=svc.example.com",
+    ]);
+    assert!(full.status.success());
+    assert!(
+        abbreviated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&abbreviated.stderr)
+    );
+    assert_eq!(abbreviated.stdout, full.stdout);
+    // `--use-in` could be --use-in-memory-emptydirs or --use-ingress-tls.
+    let ambiguous = render(&["--use-in"]);
+    assert_eq!(ambiguous.status.code(), Some(2));
 }

@@ -52,8 +52,9 @@ fn keyed(text: &str) -> Result<BTreeMap<String, Value>, String> {
 
 fn run(case: &Path) -> Result<(), Failed> {
     let args_line = std::fs::read_to_string(case.join("args"))?;
-    let args: Vec<String> = shlex::split(args_line.trim())
-        .ok_or("args is not shell-quoted")?
+    // diffcheck.py reads `args` with Python's shlex.split.
+    let args: Vec<String> = fiaas_spec::python::shlex_split(args_line.trim())
+        .map_err(|e| format!("args is not shell-quoted: {e}"))?
         .into_iter()
         .filter(|a| a != "--")
         .collect();

@@ -15,8 +15,8 @@
 //! assert_eq!(app.autoscaler.max_replicas, 1);
 //! ```
 //!
-//! Reading goes: YAML (size-, alias- and depth-limited, YAML 1.1 booleans where a boolean is
-//! expected) → version dispatch (v2 is migrated first) → defaults laid under the document →
+//! Reading goes: YAML (size-, alias- and depth-limited, plain YAML 1.1 booleans where a boolean
+//! is expected) → version dispatch (v2 is migrated first) → defaults laid under the document →
 //! JSON Schema validation → the semantic rules a schema cannot say → [`AppSpec`]. Every problem
 //! is reported at once, each with its path in the document.
 
@@ -25,7 +25,7 @@ mod defaults;
 mod error;
 mod lookup;
 mod model;
-mod python;
+pub mod python;
 mod schema;
 mod v2;
 mod v3;
@@ -38,7 +38,6 @@ use serde_json::Value;
 pub use defaults::{V2_DEFAULTS_YAML, V3_DEFAULTS_YAML};
 pub use error::{SpecError, Violation};
 pub use model::*;
-pub use python::py_str;
 pub use schema::V3_SCHEMA_JSON;
 pub use yaml::{MAX_DOCUMENT_BYTES, to_string as to_yaml};
 
@@ -52,8 +51,21 @@ pub enum Version {
 }
 
 /// Parse fiaas.yml text into a document (a YAML mapping), within the hostile-input limits.
+///
+/// Where the document's version expects a boolean, a plain YAML 1.1 boolean word (`yes`, `Off`)
+/// is a boolean, as PyYAML read it; quoted, or anywhere else, it stays text. The same holds for
+/// the fiaas.yml in the `spec.config` of an Application resource.
 pub fn parse_document(text: &str) -> Result<Value, SpecError> {
-    let value = yaml::parse(text)?;
+    let mut value = yaml::parse(text)?;
+    // An Application resource (what `fiaas render` also reads) holds the fiaas.yml in spec.config.
+    let within: &[&str] = if value.get("kind").and_then(Value::as_str) == Some("Application") {
+        &["spec", "config"]
+    } else {
+        &[]
+    };
+    if let Some(version) = lookup::at(&value, within).and_then(|c| version_of(c).ok()) {
+        yaml::read_plain_booleans(text, &mut value, within, schema::boolean_positions(version));
+    }
     match value {
         Value::Object(_) => Ok(value),
         Value::Null => Err(SpecError::NotAMapping("an empty document".into())),
@@ -79,7 +91,7 @@ pub fn version_of(document: &Value) -> Result<Version, SpecError> {
 pub fn version_label(document: &Value) -> String {
     match document.get("version") {
         None => "1".to_owned(),
-        Some(v) => py_str(v),
+        Some(v) => python::str(v),
     }
 }
 
@@ -91,9 +103,7 @@ pub fn to_v3(document: &Value, strip_defaults: bool) -> Result<Value, SpecError>
     match version_of(document)? {
         Version::V3 => Ok(document.clone()),
         Version::V2 => {
-            let mut doc = document.clone();
-            schema::coerce_v2(&mut doc);
-            let migrated = v2::migrate(&doc)?;
+            let migrated = v2::migrate(document)?;
             Ok(if strip_defaults {
                 v2::strip_defaults(&migrated)
             } else {
@@ -131,6 +141,18 @@ pub fn validate(text: &str) -> Result<(), SpecError> {
         ..AppFacts::default()
     };
     load(text, &facts).map(|_| ())
+}
+
+/// Values a v3 document has where its format expects a boolean but which are not booleans
+/// (`singleton: "false"`, `secrets_in_environment: 0`), each with how it is read.
+///
+/// They are accepted, as upstream accepts them, but [`schema_violations`] reports them: worth a
+/// warning. Empty for other versions.
+pub fn boolean_warnings(document: &Value) -> Vec<Violation> {
+    match version_of(document) {
+        Ok(Version::V3) => v3::boolean_warnings(document),
+        _ => Vec::new(),
+    }
 }
 
 /// Check a v3 document, as written, against [`V3_SCHEMA_JSON`] alone (what an editor sees).
@@ -218,6 +240,103 @@ mod tests {
         assert!(spec.admin_access);
         assert!(!spec.singleton);
         assert_eq!(spec.labels.pod["x"], "yes");
+    }
+
+    #[test]
+    fn only_plain_boolean_words_are_booleans() {
+        let document =
+            parse_document("version: 3\nadmin_access: Off\nsecrets_in_environment: 'no'\n")
+                .unwrap();
+        assert_eq!(document["admin_access"], false);
+        assert_eq!(document["secrets_in_environment"], "no");
+        let v2 = parse_document(
+            "version: 2\nautoscaler: {enabled: \"yes\"}\nprometheus: {enabled: NO}\n",
+        )
+        .unwrap();
+        assert_eq!(v2["autoscaler"]["enabled"], "yes");
+        assert_eq!(v2["prometheus"]["enabled"], false);
+        let application = parse_document(
+            "kind: Application\nspec: {config: {version: 3, admin_access: yes, \
+             replicas: {singleton: 'off'}}}\n",
+        )
+        .unwrap();
+        assert_eq!(application["spec"]["config"]["admin_access"], true);
+        assert_eq!(
+            application["spec"]["config"]["replicas"]["singleton"],
+            "off"
+        );
+    }
+
+    #[test]
+    fn non_boolean_values_are_tested_per_field_like_upstream() {
+        let spec = app(
+            "version: 3\nreplicas: {minimum: 1, maximum: 1, singleton: \"false\"}\n\
+             secrets_in_environment: 0\nmetrics: {datadog: {enabled: \"no\"}, \
+             prometheus: {enabled: \"No\"}}\nextensions: {tls: {enabled: \"true\"}}\n",
+        );
+        // Python truthiness: any non-empty text is true, 0 is false.
+        assert!(spec.singleton);
+        assert!(!spec.secrets_in_environment);
+        assert!(spec.datadog.enabled);
+        assert!(spec.prometheus.enabled);
+        assert_eq!(spec.prometheus.scrape, "no");
+        // `is True` / `is False`: anything else leaves TLS to the cluster.
+        assert_eq!(spec.ingress_tls.enabled, None);
+        // The hook still gets the values as written.
+        assert_eq!(spec.app_config["replicas"]["singleton"], "false");
+
+        let warned: Vec<String> = boolean_warnings(&spec.app_config)
+            .into_iter()
+            .map(|w| w.to_string())
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "replicas.singleton: 'false' is not a boolean; read as true (Python truthiness, \
+                 as upstream tests it)",
+                "metrics.prometheus.enabled: 'No' is not a boolean; read as true (Python \
+                 truthiness, as upstream tests it)",
+                "metrics.datadog.enabled: 'no' is not a boolean; read as true (Python \
+                 truthiness, as upstream tests it)",
+                "secrets_in_environment: 0 is not a boolean; read as false (Python truthiness, \
+                 as upstream tests it)",
+                "extensions.tls.enabled: 'true' is not a boolean; read as unset, so \
+                 --use-ingress-tls decides",
+            ]
+        );
+
+        let spec = app("version: 3\nmetrics: {prometheus: {enabled: 0}}\nextensions: {tls: 0}\n");
+        assert!(!spec.prometheus.enabled);
+        assert_eq!(spec.ingress_tls.enabled, None);
+        assert_eq!(app("version: 3").prometheus.scrape, "true");
+    }
+
+    #[test]
+    fn documents_read_from_json_keep_their_strings() {
+        let document = serde_json::json!({"version": 3, "secrets_in_environment": "no"});
+        let spec = from_document(&document, &facts()).unwrap();
+        assert!(spec.secrets_in_environment);
+        let v2 = serde_json::json!({"version": 2, "replicas": 4,
+            "autoscaler": {"enabled": "false", "min_replicas": 1}});
+        assert_eq!(
+            from_document(&v2, &facts())
+                .unwrap()
+                .autoscaler
+                .min_replicas,
+            1
+        );
+    }
+
+    #[test]
+    fn admin_access_must_be_a_boolean() {
+        // Upstream passes it unchanged to automountServiceAccountToken, which Kubernetes
+        // accepts only as a boolean.
+        for text in [
+            "version: 3\nadmin_access: 'yes'\n",
+            "version: 3\nadmin_access: 1\n",
+        ] {
+            assert_eq!(violations(text)[0].path, "admin_access", "{text}");
+        }
     }
 
     #[test]

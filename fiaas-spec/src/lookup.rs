@@ -10,7 +10,7 @@ use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::python::{repr, truthy, type_name};
+use crate::python::{repr, truthy, type_name, type_repr};
 
 /// The value at `path`, a key per level (what `Value::pointer` finds, without unescaping and
 /// allocating each segment).
@@ -65,7 +65,7 @@ fn type_check(config: Option<&Value>, defaults: &Value) -> Result<(), LookupErro
         return Err(LookupError(format!(
             "{} is not of the expected type {}",
             repr(c),
-            type_name(defaults)
+            type_repr(defaults)
         )));
     }
     Ok(())
@@ -132,7 +132,7 @@ impl<'a> MapLookup<'a> {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(other) => Err(LookupError(format!(
                 "{} object is not iterable as a mapping",
-                type_name(other)
+                type_repr(other)
             ))),
         }
     }
@@ -167,7 +167,7 @@ impl<'a> ListLookup<'a> {
             Some(Value::String(s)) => Ok(s.chars().count()),
             Some(other) => Err(LookupError(format!(
                 "object of type '{}' has no len()",
-                python_type_word(other)
+                type_name(other)
             ))),
         }
     }
@@ -194,15 +194,6 @@ impl<'a> ListLookup<'a> {
             out.push(self.get(i)?.materialise()?);
         }
         Ok(Value::Array(out))
-    }
-}
-
-fn python_type_word(value: &Value) -> &'static str {
-    match value {
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        _ => "object",
     }
 }
 

@@ -243,6 +243,9 @@ pub struct ResourceRequirementSpec {
 pub struct PrometheusSpec {
     /// Add the scrape annotations.
     pub enabled: bool,
+    /// The `prometheus.io/scrape` annotation's value: `true`, unless `enabled` was given as a
+    /// true non-boolean, whose Python `str()` upstream writes lower-cased (`"yes"`, `"1"`).
+    pub scrape: String,
     /// Port name or number.
     pub port: PortRef,
     /// Metrics path.
@@ -362,8 +365,10 @@ pub struct IngressItemSpec {
     pub host: Option<String>,
     /// Paths and the service port numbers they route to.
     pub pathmappings: Vec<IngressPathMappingSpec>,
-    /// Annotations; a non-empty map puts this item in its own Ingress.
-    pub annotations: BTreeMap<String, String>,
+    /// Annotations as written. Any key, even one whose value is null, puts this item in its own
+    /// Ingress, as upstream tests the map for keys (fiaas_deploy_daemon/deployer/kubernetes/
+    /// ingress.py); a null value removes that annotation, also the app-level one.
+    pub annotations: BTreeMap<String, Option<String>>,
 }
 
 /// One path of an ingress entry.

@@ -1,9 +1,20 @@
-//! The few Python semantics upstream's behaviour leaks: truthiness, equality and `repr`.
+//! The Python semantics upstream's behaviour leaks into what fiaas renders, in one place.
+//!
+//! The Python daemon reads fiaas.yml with PyYAML into Python objects and then tests, compares,
+//! converts and prints them the Python way. Wherever that shows in its output (an annotation
+//! holding `str(value).lower()`, a message quoting `repr(value)`, an exec probe split by
+//! `shlex.split`), fiaas uses these functions on the JSON value the YAML was read into, so that
+//! every crate agrees with CPython and with each other.
+//!
+//! The values are what PyYAML's `safe_load` would have produced: `null` is `None`, a JSON
+//! number written with a fraction or exponent is a `float`, any other number an `int`.
+
+use std::fmt::Write as _;
 
 use serde_json::Value;
 
-/// Python truthiness of a YAML value.
-pub(crate) fn truthy(value: &Value) -> bool {
+/// Python truthiness (`bool(value)`): `None`, `False`, zero, `""`, `[]` and `{}` are false.
+pub fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
@@ -14,81 +25,384 @@ pub(crate) fn truthy(value: &Value) -> bool {
     }
 }
 
-/// Truthiness of an optional value (absent = `None` = false).
-pub(crate) fn truthy_opt(value: Option<&Value>) -> bool {
+/// Truthiness of an optional value: absent reads as `None`, which is false.
+pub fn truthy_opt(value: Option<&Value>) -> bool {
     value.is_some_and(truthy)
 }
 
-fn number_of(value: &Value) -> Option<f64> {
+/// A number as Python compares it: `bool` is an `int`, `int` and `float` compare exactly.
+enum Numeric {
+    Int(i128),
+    Float(f64),
+}
+
+fn numeric(value: &Value) -> Option<Numeric> {
     match value {
-        Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
-        Value::Number(n) => n.as_f64(),
+        Value::Bool(b) => Some(Numeric::Int(i128::from(*b))),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| Numeric::Int(i128::from(i)))
+            .or_else(|| n.as_u64().map(|u| Numeric::Int(i128::from(u))))
+            .or_else(|| n.as_f64().map(Numeric::Float)),
         _ => None,
     }
 }
 
-/// Python `==` on YAML values, where `True == 1 == 1.0`.
-pub(crate) fn py_eq(a: &Value, b: &Value) -> bool {
+fn int_equals_float(i: i128, f: f64) -> bool {
+    // Exact, as CPython compares them: 2**53 + 1 != 2.0**53.
+    f.is_finite() && f.fract() == 0.0 && f.abs() < 1.7e38 && f as i128 == i
+}
+
+/// Python `a == b` on YAML values: `True == 1 == 1.0`, `"1" != 1`, lists and dicts compare
+/// element by element (dicts regardless of key order).
+pub fn eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| py_eq(p, q))
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| py_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| eq(v, w)))
         }
-        _ => match (number_of(a), number_of(b)) {
-            (Some(p), Some(q)) => p == q,
+        _ => match (numeric(a), numeric(b)) {
+            (Some(Numeric::Int(p)), Some(Numeric::Int(q))) => p == q,
+            (Some(Numeric::Float(p)), Some(Numeric::Float(q))) => p == q,
+            (Some(Numeric::Int(i)), Some(Numeric::Float(f)))
+            | (Some(Numeric::Float(f)), Some(Numeric::Int(i))) => int_equals_float(i, f),
             _ => a == b,
         },
     }
 }
 
-/// Python `repr` of a YAML value, for messages that quote upstream's.
-pub(crate) fn repr(value: &Value) -> String {
+/// `type(value).__name__`: `NoneType`, `bool`, `int`, `float`, `str`, `list` or `dict`.
+pub fn type_name(value: &Value) -> &'static str {
     match value {
-        Value::Null => "None".to_owned(),
-        Value::Bool(true) => "True".to_owned(),
-        Value::Bool(false) => "False".to_owned(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => format!("'{s}'"),
-        Value::Array(a) => format!("[{}]", a.iter().map(repr).collect::<Vec<_>>().join(", ")),
-        Value::Object(o) => format!(
-            "{{{}}}",
-            o.iter()
-                .map(|(k, v)| format!("'{k}': {}", repr(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
     }
 }
 
-/// Python `str` of a YAML value (strings bare).
-pub fn py_str(value: &Value) -> String {
+/// `repr(type(value))`, e.g. `<class 'dict'>`, as upstream's type-check messages quote it.
+pub fn type_repr(value: &Value) -> String {
+    format!("<class '{}'>", type_name(value))
+}
+
+/// Python `str(value)`: strings as they are, anything else as [`repr`].
+pub fn str(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or_default();
-            if f.fract() == 0.0 && f.abs() < 1e16 {
-                format!("{f:.1}")
-            } else {
-                n.to_string()
-            }
-        }
         other => repr(other),
     }
 }
 
-/// The Python type name upstream's type-check message quotes.
-pub(crate) fn type_name(value: &Value) -> &'static str {
+/// Python `repr(value)`: `None`, `True`, `1.5`, `'text'`, `[1, 'a']`, `{'k': 'v'}`.
+pub fn repr(value: &Value) -> String {
+    let mut out = String::new();
+    write_repr(&mut out, value);
+    out
+}
+
+fn write_repr(out: &mut String, value: &Value) {
     match value {
-        Value::Null => "<class 'NoneType'>",
-        Value::Bool(_) => "<class 'bool'>",
-        Value::Number(n) if n.is_f64() => "<class 'float'>",
-        Value::Number(_) => "<class 'int'>",
-        Value::String(_) => "<class 'str'>",
-        Value::Array(_) => "<class 'list'>",
-        Value::Object(_) => "<class 'dict'>",
+        Value::Null => out.push_str("None"),
+        Value::Bool(true) => out.push_str("True"),
+        Value::Bool(false) => out.push_str("False"),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => out.push_str(&float_repr(f)),
+            _ => out.push_str(&n.to_string()),
+        },
+        Value::String(s) => out.push_str(&str_repr(s)),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_repr(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(entries) => {
+            out.push('{');
+            for (i, (key, item)) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(&str_repr(key));
+                out.push_str(": ");
+                write_repr(out, item);
+            }
+            out.push('}');
+        }
     }
+}
+
+/// Python `repr(float)` (and `str(float)`): the shortest digits that read back to the same
+/// float, positional for decimal exponents -4 to 15, else scientific with a sign and at least
+/// two exponent digits; `inf`, `-inf`, `nan`.
+pub fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        return "nan".to_owned();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    // Rust's `{:e}` also writes the shortest round-trip digits, so only the layout differs.
+    let scientific = format!("{f:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .expect("LowerExp always writes an exponent");
+    let exponent: i32 = exponent
+        .parse()
+        .expect("LowerExp writes an integer exponent");
+    if !(-4..16).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exponent.abs());
+    }
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
+    let positional = match usize::try_from(exponent) {
+        Ok(exponent) => {
+            let int_len = exponent + 1;
+            if digits.len() > int_len {
+                format!("{}.{}", &digits[..int_len], &digits[int_len..])
+            } else {
+                format!("{digits}{}.0", "0".repeat(int_len - digits.len()))
+            }
+        }
+        Err(_) => {
+            let zeros = usize::try_from(-exponent - 1).unwrap_or_default();
+            format!("0.{}{digits}", "0".repeat(zeros))
+        }
+    };
+    format!("{sign}{positional}")
+}
+
+/// Python `repr(str)`: single quotes unless the text has `'` and no `"`; backslash, the quote,
+/// `\t`, `\n`, `\r` escaped; other non-printable characters as `\xhh`, `\uhhhh` or
+/// `\Uhhhhhhhh`.
+pub fn str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if is_printable(c) => out.push(c),
+            c => {
+                let code = u32::from(c);
+                // Writing to a String cannot fail.
+                let _ = match code {
+                    0..=0xff => write!(out, "\\x{code:02x}"),
+                    0x100..=0xffff => write!(out, "\\u{code:04x}"),
+                    _ => write!(out, "\\U{code:08x}"),
+                };
+            }
+        }
+    }
+    out.push(quote);
+    out
+}
+
+/// The non-ASCII characters CPython 3.11 (Unicode 14) does not print as they are in `repr`
+/// (categories Cc, Cf, Zs but the space, Zl, Zp and Co; read with `str.isprintable`).
+/// Unassigned code points, which CPython escapes too, are written as they are here.
+const NOT_PRINTABLE: &[(u32, u32)] = &[
+    (0x80, 0xa0),
+    (0xad, 0xad),
+    (0x600, 0x605),
+    (0x61c, 0x61c),
+    (0x6dd, 0x6dd),
+    (0x70f, 0x70f),
+    (0x890, 0x891),
+    (0x8e2, 0x8e2),
+    (0x1680, 0x1680),
+    (0x180e, 0x180e),
+    (0x2000, 0x200f),
+    (0x2028, 0x202f),
+    (0x205f, 0x2064),
+    (0x2066, 0x206f),
+    (0x3000, 0x3000),
+    (0xe000, 0xf8ff),
+    (0xfeff, 0xfeff),
+    (0xfff9, 0xfffb),
+    (0x110bd, 0x110bd),
+    (0x110cd, 0x110cd),
+    (0x13430, 0x13438),
+    (0x1bca0, 0x1bca3),
+    (0x1d173, 0x1d17a),
+    (0xe0001, 0xe0001),
+    (0xe0020, 0xe007f),
+    (0xf0000, 0xffffd),
+    (0x100000, 0x10fffd),
+];
+
+fn is_printable(c: char) -> bool {
+    let code = u32::from(c);
+    if code < 0x80 {
+        return (0x20..0x7f).contains(&code);
+    }
+    NOT_PRINTABLE
+        .binary_search_by(|&(low, high)| {
+            if high < code {
+                std::cmp::Ordering::Less
+            } else if low > code {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        })
+        .is_err()
+}
+
+/// The first code point of every run of ten decimal digits (Unicode category Nd) CPython 3.11
+/// accepts in `int()`, from `unicodedata.decimal`.
+const DIGIT_ZEROS: &[u32] = &[
+    0x30, 0x660, 0x6f0, 0x7c0, 0x966, 0x9e6, 0xa66, 0xae6, 0xb66, 0xbe6, 0xc66, 0xce6, 0xd66,
+    0xde6, 0xe50, 0xed0, 0xf20, 0x1040, 0x1090, 0x17e0, 0x1810, 0x1946, 0x19d0, 0x1a80, 0x1a90,
+    0x1b50, 0x1bb0, 0x1c40, 0x1c50, 0xa620, 0xa8d0, 0xa900, 0xa9d0, 0xa9f0, 0xaa50, 0xabf0, 0xff10,
+    0x104a0, 0x10d30, 0x11066, 0x110f0, 0x11136, 0x111d0, 0x112f0, 0x11450, 0x114d0, 0x11650,
+    0x116c0, 0x11730, 0x118e0, 0x11950, 0x11c50, 0x11d50, 0x11da0, 0x16a60, 0x16ac0, 0x16b50,
+    0x1d7ce, 0x1d7d8, 0x1d7e2, 0x1d7ec, 0x1d7f6, 0x1e140, 0x1e2f0, 0x1e950, 0x1fbf0,
+];
+
+fn decimal_digit(c: char) -> Option<u32> {
+    let code = u32::from(c);
+    let zero = match DIGIT_ZEROS.binary_search(&code) {
+        Ok(i) => DIGIT_ZEROS[i],
+        Err(0) => return None,
+        Err(i) => DIGIT_ZEROS[i - 1],
+    };
+    (code - zero < 10).then_some(code - zero)
+}
+
+/// Python `int(text)` in base 10: surrounding whitespace, one sign, decimal digits (any
+/// script's) with single underscores between them. `None` where Python raises `ValueError`,
+/// and for values beyond `i64`.
+pub fn int(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, digits) = match text.chars().next()? {
+        '-' => (true, &text[1..]),
+        '+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') {
+        return None;
+    }
+    let mut magnitude: i128 = 0;
+    let mut after_underscore = false;
+    for c in digits.chars() {
+        if c == '_' {
+            if after_underscore {
+                return None;
+            }
+            after_underscore = true;
+            continue;
+        }
+        after_underscore = false;
+        magnitude = magnitude
+            .checked_mul(10)?
+            .checked_add(i128::from(decimal_digit(c)?))?;
+    }
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+/// Why [`shlex_split`] could not split a command; the messages are CPython's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShlexError {
+    /// A quote is opened and never closed.
+    #[error("No closing quotation")]
+    NoClosingQuotation,
+    /// The text ends in a backslash that has nothing to escape.
+    #[error("No escaped character")]
+    NoEscapedCharacter,
+}
+
+/// Where [`shlex_split`] is in the text, as CPython's `shlex.read_token` states.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lex {
+    /// Between words.
+    Between,
+    /// In a word, outside quotes.
+    Word,
+    /// Inside `'…'` or `"…"`.
+    Quoted(char),
+}
+
+/// Python `shlex.split(command)` (POSIX mode, no comments), as upstream splits exec health
+/// checks (fiaas_deploy_daemon/deployer/kubernetes/deployment/deployer.py).
+///
+/// Words are separated by runs of space, tab, CR and LF only. `#` is an ordinary character.
+/// Outside quotes a backslash takes the next character literally, a newline included. Inside
+/// single quotes nothing is special. Inside double quotes a backslash escapes only `"` and `\`;
+/// before any other character it is kept. Quotes join with the text around them, and `''`
+/// makes an empty word.
+pub fn shlex_split(command: &str) -> Result<Vec<String>, ShlexError> {
+    const WHITESPACE: [char; 4] = [' ', '\t', '\r', '\n'];
+    let mut words = Vec::new();
+    let mut word = String::new();
+    // A word that held quotes counts even when it is empty.
+    let mut quoted = false;
+    let mut state = Lex::Between;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match state {
+            Lex::Between | Lex::Word => {
+                if WHITESPACE.contains(&c) {
+                    if state == Lex::Word {
+                        words.push(std::mem::take(&mut word));
+                        quoted = false;
+                        state = Lex::Between;
+                    }
+                    continue;
+                }
+                state = Lex::Word;
+                match c {
+                    '\\' => word.push(chars.next().ok_or(ShlexError::NoEscapedCharacter)?),
+                    '\'' | '"' => {
+                        quoted = true;
+                        state = Lex::Quoted(c);
+                    }
+                    c => word.push(c),
+                }
+            }
+            Lex::Quoted(quote) => match c {
+                c if c == quote => state = Lex::Word,
+                '\\' if quote == '"' => {
+                    let escaped = chars.next().ok_or(ShlexError::NoEscapedCharacter)?;
+                    if escaped != '"' && escaped != '\\' {
+                        word.push('\\');
+                    }
+                    word.push(escaped);
+                }
+                c => word.push(c),
+            },
+        }
+    }
+    match state {
+        Lex::Quoted(_) => return Err(ShlexError::NoClosingQuotation),
+        Lex::Word if !word.is_empty() || quoted => words.push(word),
+        _ => {}
+    }
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -97,35 +411,236 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn python_equality_mixes_bools_and_numbers() {
-        assert!(py_eq(&json!(false), &json!(0)));
-        assert!(py_eq(&json!(1.0), &json!(1)));
-        assert!(!py_eq(&json!("1"), &json!(1)));
-        assert!(py_eq(&json!({"a": [1, true]}), &json!({"a": [1.0, 1]})));
+    fn equality_mixes_bools_and_numbers_like_python() {
+        assert!(eq(&json!(false), &json!(0)));
+        assert!(eq(&json!(true), &json!(1.0)));
+        assert!(eq(&json!(1.0), &json!(1)));
+        assert!(!eq(&json!("1"), &json!(1)));
+        assert!(!eq(&json!(null), &json!(false)));
+        assert!(eq(&json!({"a": [1, true]}), &json!({"a": [1.0, 1]})));
+        assert!(eq(&json!({"a": 1, "b": 2}), &json!({"b": 2, "a": 1})));
+        // 2**53 + 1 == 2.0**53 is False in CPython.
+        assert!(!eq(
+            &json!(9_007_199_254_740_993_i64),
+            &json!(9_007_199_254_740_992.0)
+        ));
+        assert!(eq(&json!(u64::MAX), &json!(u64::MAX)));
     }
 
     #[test]
-    fn str_and_repr_read_like_python() {
-        assert_eq!(py_str(&json!(true)), "True");
-        assert_eq!(py_str(&json!(null)), "None");
-        assert_eq!(py_str(&json!(2.0)), "2.0");
-        assert_eq!(py_str(&json!(2.5)), "2.5");
-        assert_eq!(py_str(&json!(7)), "7");
-        assert_eq!(repr(&json!({"a": "b"})), "{'a': 'b'}");
-    }
-
-    #[test]
-    fn truthiness() {
+    fn truthiness_is_pythons() {
         for falsy in [
             json!(null),
             json!(false),
             json!(0),
+            json!(0.0),
             json!(""),
             json!([]),
             json!({}),
         ] {
             assert!(!truthy(&falsy), "{falsy}");
         }
-        assert!(truthy(&json!("no")));
+        for true_ in [
+            json!("no"),
+            json!("false"),
+            json!("0"),
+            json!(-1),
+            json!([0]),
+        ] {
+            assert!(truthy(&true_), "{true_}");
+        }
+        assert!(!truthy_opt(None));
+    }
+
+    #[test]
+    fn type_names_are_pythons() {
+        let names: Vec<&str> = [
+            json!(null),
+            json!(true),
+            json!(1),
+            json!(1.5),
+            json!("s"),
+            json!([]),
+            json!({}),
+        ]
+        .iter()
+        .map(type_name)
+        .collect();
+        assert_eq!(
+            names,
+            ["NoneType", "bool", "int", "float", "str", "list", "dict"]
+        );
+        assert_eq!(type_repr(&json!({})), "<class 'dict'>");
+    }
+
+    #[test]
+    fn str_and_repr_match_cpython() {
+        // Expected texts printed by CPython 3.11's str() and repr().
+        let cases = [
+            (json!(true), "True", "True"),
+            (json!(null), "None", "None"),
+            (json!(7), "7", "7"),
+            (json!(-7), "-7", "-7"),
+            (json!(2.0), "2.0", "2.0"),
+            (json!(2.5), "2.5", "2.5"),
+            (json!(1e-5), "1e-05", "1e-05"),
+            (json!("it's"), "it's", "\"it's\""),
+            (json!("a\"b"), "a\"b", "'a\"b'"),
+            (json!("\"'"), "\"'", "'\"\\''"),
+            (json!("\\"), "\\", "'\\\\'"),
+            (
+                json!({"a": [1, "it's", null, 2e20]}),
+                "{'a': [1, \"it's\", None, 2e+20]}",
+                "{'a': [1, \"it's\", None, 2e+20]}",
+            ),
+        ];
+        for (value, python_str, python_repr) in cases {
+            assert_eq!(str(&value), python_str, "str({value})");
+            assert_eq!(repr(&value), python_repr, "repr({value})");
+        }
+    }
+
+    #[test]
+    fn string_repr_escapes_what_cpython_does() {
+        // repr('a\x85b\xa0c\u00adé\u2028\ue000\U0001F600\x7f') in CPython 3.11.
+        assert_eq!(
+            str_repr("a\u{85}b\u{a0}c\u{ad}é\u{2028}\u{e000}\u{1f600}\u{7f}"),
+            r"'a\x85b\xa0c\xadé\u2028\ue000😀\x7f'"
+        );
+        assert_eq!(str_repr("a\\b\n\t\r\u{1}"), r"'a\\b\n\t\r\x01'");
+        assert_eq!(str_repr("\u{e0001}"), r"'\U000e0001'");
+    }
+
+    #[test]
+    fn float_repr_matches_cpython() {
+        let cases = [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (1.5, "1.5"),
+            (0.1, "0.1"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (1e15, "1000000000000000.0"),
+            (1e16, "1e+16"),
+            (1e22, "1e+22"),
+            (123_456_789.123_456_79, "123456789.12345679"),
+            (123_456_789_012_345_678.0, "1.2345678901234568e+17"),
+            (-12.25, "-12.25"),
+            (5e-324, "5e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+        ];
+        for (value, python) in cases {
+            assert_eq!(float_repr(value), python, "{value}");
+        }
+    }
+
+    #[test]
+    fn int_parses_what_cpython_int_does() {
+        // Checked against CPython 3.11's int(text).
+        let cases: [(&str, Option<i64>); 20] = [
+            ("0", Some(0)),
+            ("08080", Some(8080)),
+            (" -7 ", Some(-7)),
+            ("+4", Some(4)),
+            ("-0", Some(0)),
+            ("1_000", Some(1000)),
+            ("0_1", Some(1)),
+            ("\t\n\u{b}\u{c}\r 8 ", Some(8)),
+            (" \u{3000} 7\u{2003}", Some(7)),
+            ("\u{85}5", Some(5)),
+            ("٣", Some(3)),
+            ("１２", Some(12)),
+            ("1__0", None),
+            ("_1", None),
+            ("1_", None),
+            ("+_1", None),
+            ("\u{1c}5", None),
+            ("1.5", None),
+            ("0x10", None),
+            ("", None),
+        ];
+        for (text, python) in cases {
+            assert_eq!(int(text), python, "int({text:?})");
+        }
+        assert_eq!(int("http"), None);
+        assert_eq!(int("99999999999999999999"), None);
+        assert_eq!(int("-9223372036854775808"), Some(i64::MIN));
+    }
+
+    #[test]
+    fn shlex_split_matches_cpython() {
+        // Every expected argv below was printed by CPython 3.11's shlex.split(command), the
+        // call upstream makes (posix=True, comments=False).
+        let cases: &[(&str, &[&str])] = &[
+            ("", &[]),
+            ("   ", &[]),
+            ("/bin/ready --fast", &["/bin/ready", "--fast"]),
+            (
+                "sh -c 'curl -f localhost:8080/health'",
+                &["sh", "-c", "curl -f localhost:8080/health"],
+            ),
+            ("a\tb\r\nc", &["a", "b", "c"]),
+            ("a\u{b}b\u{c}c", &["a\u{b}b\u{c}c"]),
+            (
+                "echo # not a comment",
+                &["echo", "#", "not", "a", "comment"],
+            ),
+            ("echo a#b", &["echo", "a#b"]),
+            ("a '' b", &["a", "", "b"]),
+            ("''", &[""]),
+            ("\"\"", &[""]),
+            ("a''b", &["ab"]),
+            ("'a'\"b\"c", &["abc"]),
+            (r"a\ b", &["a b"]),
+            (r"\'quoted\'", &["'quoted'"]),
+            (r"a\\b", &[r"a\b"]),
+            (r"\x", &["x"]),
+            ("a\\\nb", &["a\nb"]),
+            (r"'a\b'", &[r"a\b"]),
+            (r"'it'\''s'", &["it's"]),
+            (r#""a\"b""#, &[r#"a"b"#]),
+            (r#""a\\b""#, &[r"a\b"]),
+            (r#""a\b""#, &[r"a\b"]),
+            (r#""a\$b""#, &[r"a\$b"]),
+            ("\"a\\\nb\"", &["a\\\nb"]),
+            ("\"it's\"", &["it's"]),
+            ("'say \"hi\"'", &["say \"hi\""]),
+            ("$HOME ~ *.txt", &["$HOME", "~", "*.txt"]),
+            ("a;b|c&&d", &["a;b|c&&d"]),
+            ("  lead and trail  ", &["lead", "and", "trail"]),
+            (r"trailing\ ", &["trailing "]),
+            ("ünï cödé", &["ünï", "cödé"]),
+            ("a\u{a0}b", &["a\u{a0}b"]),
+        ];
+        for (command, argv) in cases {
+            assert_eq!(
+                shlex_split(command).as_deref(),
+                Ok(argv
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .as_slice()),
+                "shlex.split({command:?})"
+            );
+        }
+        // CPython raises ValueError with these messages.
+        for (command, error) in [
+            ("sh -c 'echo", ShlexError::NoClosingQuotation),
+            ("\"unclosed", ShlexError::NoClosingQuotation),
+            (r#""a\""#, ShlexError::NoClosingQuotation),
+            (r"trailing\", ShlexError::NoEscapedCharacter),
+            ("\"a\\", ShlexError::NoEscapedCharacter),
+        ] {
+            assert_eq!(shlex_split(command), Err(error), "{command:?}");
+        }
+        assert_eq!(
+            ShlexError::NoClosingQuotation.to_string(),
+            "No closing quotation"
+        );
     }
 }

@@ -1,12 +1,11 @@
-//! The JSON Schema of the v3 format and the YAML 1.1 readings it needs.
+//! The JSON Schema of the v3 format and where the formats expect booleans.
 
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::Version;
 use crate::error::Violation;
-use crate::lookup::at_mut;
-use crate::yaml::yaml11_bool;
 
 /// The JSON Schema (draft 2020-12) of a v3 fiaas.yml, for editors and for [`crate::validate`].
 pub const V3_SCHEMA_JSON: &str = include_str!("../schema/fiaas-v3.schema.json");
@@ -76,24 +75,13 @@ pub(crate) fn dotted_path(pointer: &str) -> String {
     out
 }
 
-fn coerce_booleans(document: &mut Value, positions: &[&[&str]]) {
-    for position in positions {
-        if let Some(value) = at_mut(document, position)
-            && let Some(b) = value.as_str().and_then(yaml11_bool)
-        {
-            *value = Value::Bool(b);
-        }
+/// Where a document of `version` expects a boolean, so that a plain `yes` there is read as
+/// PyYAML read it.
+pub(crate) fn boolean_positions(version: Version) -> &'static [&'static [&'static str]] {
+    match version {
+        Version::V3 => V3_BOOLEANS,
+        Version::V2 => V2_BOOLEANS,
     }
-}
-
-/// Read `yes`/`no`/`on`/`off` as booleans where a v3 document expects one (PyYAML did).
-pub(crate) fn coerce_v3(document: &mut Value) {
-    coerce_booleans(document, V3_BOOLEANS);
-}
-
-/// Read `yes`/`no`/`on`/`off` as booleans where a v2 document expects one (PyYAML did).
-pub(crate) fn coerce_v2(document: &mut Value) {
-    coerce_booleans(document, V2_BOOLEANS);
 }
 
 /// Integral floats (`3.0`) become integers, as Python compared and used them, except in the

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 use crate::defaults;
 use crate::error::{SpecError, Violation};
 use crate::lookup::{ListLookup, LookupError, MapLookup, Node};
-use crate::python::{py_eq, truthy};
+use crate::python::{self, truthy, truthy_opt};
 
 const CHECK_KINDS: [&str; 3] = ["execute", "http", "tcp"];
 
@@ -141,10 +141,6 @@ pub fn migrate(config: &Value) -> Result<Value, SpecError> {
     Ok(Value::Object(out))
 }
 
-fn truthy_opt(value: Option<&Value>) -> bool {
-    value.is_some_and(truthy)
-}
-
 fn health_check(check: MapLookup<'_>, ports: &ListLookup<'_>) -> Result<Value, SpecError> {
     let mut out = Map::new();
     for key in check.keys().map_err(failed)? {
@@ -217,7 +213,7 @@ fn single_map_list(value: &Value) -> bool {
 }
 
 fn remove_intersect(doc: &mut Map<String, Value>, defaults: &Map<String, Value>) {
-    doc.retain(|k, v| !defaults.get(k).is_some_and(|d| py_eq(d, v)));
+    doc.retain(|k, v| !defaults.get(k).is_some_and(|d| python::eq(d, v)));
     for (key, default) in defaults {
         let Some(value) = doc.get_mut(key) else {
             continue;

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{SpecError, Violation};
 use crate::model::*;
-use crate::python::{py_str, truthy, truthy_opt};
+use crate::python::{self, truthy, truthy_opt};
 use crate::{defaults, lookup, schema};
 
 /// The v3 document after defaults, in the shape the schema guarantees.
@@ -175,10 +175,11 @@ pub(crate) enum Origin {
 /// Build the AppSpec of a v3 document (native or migrated), reporting every violation.
 pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<AppSpec, SpecError> {
     let mut config = config;
-    if origin == Origin::V3 {
-        schema::coerce_v3(&mut config);
-    }
     rewrite_tls_shorthand(&mut config);
+    let prometheus_scrape = prometheus_scrape(&config);
+    // Validated and read with the booleans as upstream tests them; the hook gets them as given.
+    let tested = booleans_as_tested(&config);
+    let config_as_tested = tested.as_ref().unwrap_or(&config);
     // The document is validated and read as merged over the defaults, without building the
     // merged document (that copied the defaults for every deploy). Validation sees what the
     // user gave of it, which is enough: the defaults are valid, and each schema rule looks at a
@@ -186,21 +187,22 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     // Mostly, what the user gave is the document as it is.
     let defaults = defaults::v3_effective();
     let given;
-    let document = if lookup::is_given(&config, defaults) && schema::is_valid(&config) {
-        Some(&config)
-    } else {
-        given = lookup::given(Some(&config), defaults).map(|mut given| {
-            schema::integral_floats_to_ints(&mut given, false);
-            given
-        });
-        if let Some(given) = &given {
-            let violations = schema::violations(given);
-            if !violations.is_empty() {
-                return Err(SpecError::Invalid(violations));
+    let document =
+        if lookup::is_given(config_as_tested, defaults) && schema::is_valid(config_as_tested) {
+            Some(config_as_tested)
+        } else {
+            given = lookup::given(Some(config_as_tested), defaults).map(|mut given| {
+                schema::integral_floats_to_ints(&mut given, false);
+                given
+            });
+            if let Some(given) = &given {
+                let violations = schema::violations(given);
+                if !violations.is_empty() {
+                    return Err(SpecError::Invalid(violations));
+                }
             }
-        }
-        given.as_ref()
-    };
+            given.as_ref()
+        };
     let doc = Document::deserialize(lookup::Merged::over(document, defaults))
         .map_err(|e| SpecError::Invalid(vec![Violation::new("", e.to_string())]))?;
     let mut violations = Vec::new();
@@ -259,7 +261,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     let groups = raw_strongbox
         .and_then(|s| s.get("groups"))
         .and_then(Value::as_array)
-        .map(|g| g.iter().map(py_str).collect::<Vec<_>>());
+        .map(|g| g.iter().map(python::str).collect::<Vec<_>>());
 
     // A migrated v2 document marks resources its v2 file left unset with null: no value, not
     // the v3 default.
@@ -269,7 +271,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         match merged {
             _ if unset_in_v2 => None,
             Some(Value::String(s)) => Some(s),
-            Some(value) if !value.is_null() => Some(py_str(&value)),
+            Some(value) if !value.is_null() => Some(python::str(&value)),
             _ => None,
         }
     };
@@ -299,6 +301,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         secrets_in_environment: doc.secrets_in_environment,
         prometheus: PrometheusSpec {
             enabled: doc.metrics.prometheus.enabled,
+            scrape: prometheus_scrape,
             port: doc.metrics.prometheus.port,
             path: doc.metrics.prometheus.path,
         },
@@ -346,6 +349,104 @@ fn rewrite_tls_shorthand(config: &mut Value) {
     }
 }
 
+/// The `prometheus.io/scrape` annotation: upstream writes `str(enabled).lower()`
+/// (fiaas_deploy_daemon/deployer/kubernetes/deployment/prometheus.py), so an `enabled: "no"`,
+/// which is true, scrapes with the text `no`.
+fn prometheus_scrape(config: &Value) -> String {
+    match lookup::at(config, &["metrics", "prometheus", "enabled"]) {
+        Some(value) if !value.is_null() => python::str(value).to_lowercase(),
+        _ => "true".to_owned(),
+    }
+}
+
+/// Fields upstream tests for truthiness (`if app_spec.singleton:`), whatever their type, so a
+/// quoted `"false"` or a `1` there is `True` and a `0` is `False`
+/// (fiaas_deploy_daemon/deployer/kubernetes/deployment/{deployer,datadog,prometheus,secrets}.py).
+const TRUTHINESS_TESTED: &[&[&str]] = &[
+    &["replicas", "singleton"],
+    &["metrics", "prometheus", "enabled"],
+    &["metrics", "datadog", "enabled"],
+    &["secrets_in_environment"],
+];
+
+const TLS: &[&str] = &["extensions", "tls"];
+const TLS_ENABLED: &[&str] = &["extensions", "tls", "enabled"];
+
+/// The document with its non-boolean scalars at boolean fields read as upstream reads them, or
+/// `None` when every such field holds a boolean (or nothing) already.
+///
+/// Truthiness for [`TRUTHINESS_TESTED`]; `extensions.tls.enabled` is compared with
+/// `is True`/`is False` (fiaas_deploy_daemon/deployer/kubernetes/ingress.py), so any other value
+/// leaves TLS to the cluster default; a falsy `extensions.tls` is skipped like any falsy map
+/// (fiaas_deploy_daemon/specs/lookup.py). Other values, such as a string for `admin_access`
+/// (passed unchanged to `automountServiceAccountToken`, which Kubernetes accepts only as a
+/// boolean), are left for validation to report.
+fn booleans_as_tested(config: &Value) -> Option<Value> {
+    let mut positions = TRUTHINESS_TESTED.iter().copied().chain([TLS, TLS_ENABLED]);
+    if !positions.any(|path| lookup::at(config, path).is_some_and(is_scalar)) {
+        return None;
+    }
+    let mut tested = config.clone();
+    for path in TRUTHINESS_TESTED {
+        if let Some(value) = lookup::at_mut(&mut tested, path)
+            && is_scalar(value)
+        {
+            *value = Value::Bool(truthy(value));
+        }
+    }
+    if let Some(value) = lookup::at_mut(&mut tested, TLS_ENABLED)
+        && is_scalar(value)
+    {
+        *value = Value::Null;
+    }
+    if let Some(value) = lookup::at_mut(&mut tested, TLS)
+        && is_scalar(value)
+        && !truthy(value)
+    {
+        *value = Value::Null;
+    }
+    Some(tested)
+}
+
+/// A text or number, where a boolean belongs.
+fn is_scalar(value: &Value) -> bool {
+    matches!(value, Value::String(_) | Value::Number(_))
+}
+
+/// The non-boolean values at boolean fields of a v3 document, each with how it is read (see
+/// [`booleans_as_tested`]): accepted, as upstream accepts them, but not what the schema asks.
+pub(crate) fn boolean_warnings(config: &Value) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for path in TRUTHINESS_TESTED {
+        if let Some(value) = lookup::at(config, path).filter(|v| is_scalar(v)) {
+            out.push(Violation::new(
+                path.join("."),
+                format!(
+                    "{} is not a boolean; read as {} (Python truthiness, as upstream tests it)",
+                    python::repr(value),
+                    truthy(value)
+                ),
+            ));
+        }
+    }
+    if let Some(value) = lookup::at(config, TLS_ENABLED).filter(|v| is_scalar(v)) {
+        out.push(Violation::new(
+            TLS_ENABLED.join("."),
+            format!(
+                "{} is not a boolean; read as unset, so --use-ingress-tls decides",
+                python::repr(value)
+            ),
+        ));
+    }
+    if let Some(value) = lookup::at(config, TLS).filter(|v| is_scalar(v) && !truthy(v)) {
+        out.push(Violation::new(
+            TLS.join("."),
+            format!("{} is not a boolean; read as unset", python::repr(value)),
+        ));
+    }
+    out
+}
+
 fn check(
     merged: Check,
     raw: Option<&Value>,
@@ -390,7 +491,7 @@ fn check(
                 .http_headers
                 .into_iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k, py_str(&v)))
+                .map(|(k, v)| (k, python::str(&v)))
                 .collect(),
         })
     };
@@ -476,7 +577,7 @@ fn ingress_items(
         out.push(IngressItemSpec {
             host: item.host,
             pathmappings,
-            annotations: item.annotations.into_map(),
+            annotations: item.annotations.0,
         });
     }
     out
@@ -488,13 +589,13 @@ fn secrets(entries: &Map<String, Value>, violations: &mut Vec<Violation>) -> Vec
         let parameters = entry
             .get("parameters")
             .and_then(Value::as_object)
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), py_str(v))).collect())
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), python::str(v))).collect())
             .unwrap_or_default();
         let annotations = match entry.get("annotations") {
             Some(Value::Object(a)) => a
                 .iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), py_str(v)))
+                .map(|(k, v)| (k.clone(), python::str(v)))
                 .collect(),
             _ => {
                 violations.push(Violation::new(

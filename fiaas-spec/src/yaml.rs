@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::SpecError;
+use crate::lookup::{at, at_mut};
 
 /// Largest fiaas.yml accepted; Kubernetes itself refuses objects much above this.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
@@ -12,10 +13,14 @@ pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 const MAX_DEPTH: usize = 64;
 
 pub(crate) fn options() -> serde_saphyr::Options {
+    options_with(true)
+}
+
+fn options_with(strict_booleans: bool) -> serde_saphyr::Options {
     serde_saphyr::options! {
         // Plain `yes`/`no`/`on`/`off` stay strings here; the positions where fiaas expects a
-        // boolean read them the YAML 1.1 way (see `coerce`), as PyYAML did upstream.
-        strict_booleans: true,
+        // boolean read them the YAML 1.1 way (see `read_plain_booleans`), as PyYAML did upstream.
+        strict_booleans: strict_booleans,
         // PyYAML reads `010` as octal.
         legacy_octal_numbers: true,
         // PyYAML lets a repeated key overwrite the earlier one.
@@ -51,6 +56,49 @@ fn first_line(message: &str) -> String {
 pub fn to_string<T: Serialize>(value: &T) -> String {
     // Serialising plain data (maps, lists, scalars) to a String cannot fail.
     serde_saphyr::to_string(value).unwrap_or_default()
+}
+
+/// Where the fiaas.yml at `within` in `document` (read from `text` by [`parse`]) expects a
+/// boolean at one of `positions` and holds a YAML 1.1 boolean word, reads it as PyYAML did: a
+/// plain `no` is `false`, a quoted `"no"` stays the text `no` (which upstream then tests field
+/// by field).
+pub(crate) fn read_plain_booleans(
+    text: &str,
+    document: &mut Value,
+    within: &[&str],
+    positions: &[&[&str]],
+) {
+    let Some(config) = at(document, within) else {
+        return;
+    };
+    let words: Vec<&[&str]> = positions
+        .iter()
+        .copied()
+        .filter(|path| {
+            at(config, path)
+                .and_then(Value::as_str)
+                .and_then(yaml11_bool)
+                .is_some()
+        })
+        .collect();
+    if words.is_empty() {
+        return;
+    }
+    // Rare: read the text again with YAML 1.1 booleans, which turns only the plain words into
+    // booleans. Same text, same limits, so it parses again.
+    let Ok(yaml11) = serde_saphyr::from_str_with_options::<Value>(text, options_with(false)) else {
+        return;
+    };
+    let (Some(yaml11), Some(config)) = (at(&yaml11, within), at_mut(document, within)) else {
+        return;
+    };
+    for path in words {
+        if let Some(Value::Bool(b)) = at(yaml11, path)
+            && let Some(value) = at_mut(config, path)
+        {
+            *value = Value::Bool(*b);
+        }
+    }
 }
 
 /// Read a YAML 1.1 boolean (`yes`, `No`, `ON`, …) the way PyYAML does.

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, Command};
+use fiaas_spec::python;
 use indexmap::IndexMap;
 use regex::Regex;
 use serde_json::Value;
@@ -151,7 +152,7 @@ pub enum IntOrStr {
 impl IntOrStr {
     /// Parses like upstream: `"0"` is `Int(0)`, `"25%"` is `Str("25%")`. Never fails.
     pub fn parse(s: &str) -> IntOrStr {
-        match parse_python_int(s) {
+        match python::int(s) {
             Some(n) => IntOrStr::Int(n),
             None => IntOrStr::Str(s.to_string()),
         }
@@ -364,32 +365,6 @@ fn is_python_identifier(s: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_alphanumeric())
 }
 
-/// Python `int(s)` for base 10: surrounding whitespace, a sign and single underscores between
-/// digits are allowed. `None` also for values beyond `i64`.
-fn parse_python_int(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (negative, digits) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-    {
-        return None;
-    }
-    let cleaned: String = digits.chars().filter(|&c| c != '_').collect();
-    let signed = if negative {
-        format!("-{cleaned}")
-    } else {
-        cleaned
-    };
-    signed.parse().ok()
-}
-
 /// Why a configuration could not be built. The binaries print it and exit with
 /// [`ConfigError::exit_code`].
 #[derive(thiserror::Error, Debug)]
@@ -460,6 +435,9 @@ impl ConfigError {
            long name."
 )]
 #[derive(Args, Clone, Debug)]
+// argparse takes any unambiguous prefix of a long option (`--environ prod`) and so does the
+// daemon's command line; the setting is global, so every command flattening these flags has it.
+#[command(infer_long_args = true)]
 pub struct ClusterArgs {
     /// Extra YAML config file; it overrides the default config file, the command line
     /// overrides it
@@ -1364,7 +1342,7 @@ impl FlagSpecs {
                 "The config file doesn't appear to contain 'key: value' pairs (aka. a YAML \
                  mapping). yaml.load('{}') returned type '{}' instead of 'dict'.",
                 path.display(),
-                python_type_name(&document)
+                python::type_name(&document)
             )));
         };
         let mut layer = Layer::new();
@@ -1374,15 +1352,17 @@ impl FlagSpecs {
                 continue;
             };
             let values = match (spec.kind, value) {
-                (FlagKind::Repeated, Value::Array(items)) => items.iter().map(python_str).collect(),
+                (FlagKind::Repeated, Value::Array(items)) => {
+                    items.iter().map(python::str).collect()
+                }
                 (_, Value::Array(_)) => {
                     return Err(bad_file(format!(
                         "{key} can't be set to a list '{}': --{name} is not a repeatable option",
-                        python_str(value)
+                        python::str(value)
                     )));
                 }
                 (FlagKind::Switch, _) => {
-                    let text = python_str(value);
+                    let text = python::str(value);
                     match text.to_lowercase().as_str() {
                         "true" | "yes" | "1" => {
                             layer.insert(spec.id.clone(), Setting::Set);
@@ -1397,7 +1377,7 @@ impl FlagSpecs {
                     }
                     continue;
                 }
-                (FlagKind::Single | FlagKind::Repeated, _) => vec![python_str(value)],
+                (FlagKind::Single | FlagKind::Repeated, _) => vec![python::str(value)],
             };
             // An empty list adds no flag, so it does not hide a lower source either.
             if values.is_empty() {
@@ -1414,113 +1394,6 @@ impl FlagSpecs {
         }
         Ok(layer)
     }
-}
-
-/// Python's `type(value).__name__` for what `yaml.safe_load` would have returned.
-fn python_type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NoneType",
-        Value::Bool(_) => "bool",
-        Value::Number(n) if n.is_f64() => "float",
-        Value::Number(_) => "int",
-        Value::String(_) => "str",
-        Value::Array(_) => "list",
-        Value::Object(_) => "dict",
-    }
-}
-
-/// Python's `str(value)`, which ConfigArgParse applies to config-file values.
-fn python_str(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => python_repr(other),
-    }
-}
-
-/// Python's `repr(value)` for what `yaml.safe_load` returns.
-fn python_repr(value: &Value) -> String {
-    match value {
-        Value::Null => "None".to_string(),
-        Value::Bool(true) => "True".to_string(),
-        Value::Bool(false) => "False".to_string(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => python_float_repr(f),
-            _ => n.to_string(),
-        },
-        Value::String(s) => python_str_repr(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(python_repr).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Value::Object(entries) => {
-            let entries: Vec<String> = entries
-                .iter()
-                .map(|(k, v)| format!("{}: {}", python_str_repr(k), python_repr(v)))
-                .collect();
-            format!("{{{}}}", entries.join(", "))
-        }
-    }
-}
-
-/// Python's `repr(float)`: the shortest round-trip digits, positional for exponents -4..16,
-/// scientific with a signed two-digit exponent otherwise.
-fn python_float_repr(f: f64) -> String {
-    let scientific = format!("{f:e}");
-    let (mantissa, exponent) = scientific
-        .split_once('e')
-        .expect("LowerExp always writes an exponent");
-    let exponent: i32 = exponent
-        .parse()
-        .expect("LowerExp writes an integer exponent");
-    if !(-4..16).contains(&exponent) {
-        let sign = if exponent < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exponent.abs());
-    }
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|&c| c != '.').collect();
-    let positional = if exponent >= 0 {
-        let int_len = exponent as usize + 1;
-        if digits.len() > int_len {
-            format!("{}.{}", &digits[..int_len], &digits[int_len..])
-        } else {
-            format!("{digits}{}.0", "0".repeat(int_len - digits.len()))
-        }
-    } else {
-        format!("0.{}{digits}", "0".repeat((-exponent - 1) as usize))
-    };
-    format!("{sign}{positional}")
-}
-
-/// Python's `repr(str)`: single quotes unless the text has `'` and no `"`.
-fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if c.is_control() && (c as u32) < 0x100 => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// Picks each flag's setting from the highest source that has one.
@@ -1570,13 +1443,13 @@ impl Resolver<'_> {
 
     fn integer(&self, id: &str) -> Result<i64, ConfigError> {
         let value = self.value(id);
-        parse_python_int(&value).ok_or_else(|| self.invalid(id, &value, "expected an integer"))
+        python::int(&value).ok_or_else(|| self.invalid(id, &value, "expected an integer"))
     }
 
     fn port(&self, id: &str) -> Result<u16, ConfigError> {
         let value = self.value(id);
-        let port = parse_python_int(&value)
-            .ok_or_else(|| self.invalid(id, &value, "expected an integer"))?;
+        let port =
+            python::int(&value).ok_or_else(|| self.invalid(id, &value, "expected an integer"))?;
         u16::try_from(port)
             .map_err(|_| self.invalid(id, &value, "expected a port number from 0 to 65535"))
     }
@@ -2212,29 +2085,6 @@ mod tests {
     }
 
     #[test]
-    fn python_float_repr_matches_python() {
-        let cases = [
-            (0.0, "0.0"),
-            (-0.0, "-0.0"),
-            (1.0, "1.0"),
-            (1.5, "1.5"),
-            (0.0001, "0.0001"),
-            (0.00001, "1e-05"),
-            (1.5e-7, "1.5e-07"),
-            (1e15, "1000000000000000.0"),
-            (1e16, "1e+16"),
-            (1e22, "1e+22"),
-            (123456789012345678.0, "1.2345678901234568e+17"),
-            (-12.25, "-12.25"),
-        ];
-        for (value, python) in cases {
-            assert_eq!(python_float_repr(value), python, "{value}");
-        }
-        assert_eq!(python_str_repr("both'\""), r#"'both\'"'"#);
-        assert_eq!(python_str_repr("a\\b\n\u{1}"), r"'a\\b\n\x01'");
-    }
-
-    #[test]
     fn file_keys_are_long_names_with_or_without_dashes() {
         let c = parse_file(
             "--port: 6000\nunknown-key: whatever\nconfig-file: /elsewhere.yaml\nhelp: x\n\
@@ -2327,10 +2177,46 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let err = parse(&["--no-such-flag"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        // Abbreviations are not accepted (argparse would take a unique prefix).
-        assert_eq!(parse(&["--po", "1"]).unwrap_err().exit_code(), 2);
+        // An ambiguous abbreviation: --pre-stop-delay or --proxy.
+        let err = parse(&["--pr", "1"]).unwrap_err();
+        assert!(matches!(err, ConfigError::CommandLine(_)));
+        assert_eq!(err.exit_code(), 2);
         assert_eq!(parse(&["positional"]).unwrap_err().exit_code(), 2);
         assert_eq!(parse(&["--help"]).unwrap_err().exit_code(), 0);
+    }
+
+    #[test]
+    fn long_options_take_an_unambiguous_prefix_like_argparse() {
+        let c = parse(&[
+            "--environ",
+            "prod",
+            "--use-networkingv1",
+            "--ingress-suff",
+            "a.example.com",
+            "--po=6000",
+        ])
+        .unwrap();
+        assert_eq!(c.environment, "prod");
+        assert!(c.use_networkingv1_ingress);
+        assert_eq!(c.ingress_suffixes, strings(&["a.example.com"]));
+        assert_eq!(c.port, 6000);
+        // A full name wins over the longer names it begins.
+        let c = parse(&["--tls-certificate-issuer", "x"]).unwrap();
+        assert_eq!(c.tls_certificate_issuer.as_deref(), Some("x"));
+        // An abbreviation is the flag given on the command line: it hides the file's value.
+        let file = TempFile::new("environment: from-file\ningress-suffix: [file.example.com]\n");
+        let c = parse(&[
+            "--config",
+            &file.arg(),
+            "--environ",
+            "cli",
+            "--ingress-s",
+            "cli.example.com",
+        ])
+        .unwrap();
+        assert_eq!(c.config_file, Some(file.0.clone()));
+        assert_eq!(c.environment, "cli");
+        assert_eq!(c.ingress_suffixes, strings(&["cli.example.com"]));
     }
 
     #[test]
@@ -2589,6 +2475,12 @@ mod tests {
         let c = ClusterConfig::from_matches(&matches, None).unwrap();
         assert_eq!(c.environment, "pro");
         assert_eq!(c.port, 5000);
+        // The flattening command takes abbreviations too.
+        let matches = Render::command()
+            .try_get_matches_from(["fiaas", "--app", "x", "--environ", "pro"])
+            .unwrap();
+        let c = ClusterConfig::from_matches(&matches, None).unwrap();
+        assert_eq!(c.environment, "pro");
     }
 
     #[test]

@@ -235,6 +235,11 @@ fn introduction() -> String {
          An option set at a higher level hides the lower levels completely: lists are not \
          merged. A switch turned on at a lower level cannot be turned off at a higher one.\n\
          \n\
+         On the command line, as with the Python daemon's argparse, a long option may be \
+         shortened to any prefix that no other option starts with (`--environ prod`, \
+         `--use-networkingv1`); it then counts as the full option, also for the precedence \
+         above. Config file keys are always full names.\n\
+         \n\
          ## Config file format\n\
          \n\
          A config file is one YAML mapping whose keys are the long option names without the \

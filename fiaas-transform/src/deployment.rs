@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use fiaas_spec::{
-    AppSpec, CheckAction, CheckSpec, PortRef, ResourceRequirementSpec, SecretsSpec, py_str,
+    AppSpec, CheckAction, CheckSpec, PortRef, ResourceRequirementSpec, SecretsSpec, python,
 };
 use indexmap::IndexMap;
 use k8s_openapi::api::apps::v1::{
@@ -297,7 +297,12 @@ impl Pod {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        tags.extend(app.datadog.tags.iter().map(|(k, v)| (k.clone(), py_str(v))));
+        tags.extend(
+            app.datadog
+                .tags
+                .iter()
+                .map(|(k, v)| (k.clone(), python::str(v))),
+        );
         tags.insert("app".to_owned(), app.name.clone());
         tags.insert("k8s_namespace".to_owned(), app.namespace.clone());
         let dd_tags = tags
@@ -358,7 +363,7 @@ impl Pod {
         }
         let port = match &app.prometheus.port {
             PortRef::Number(n) => Some(*n),
-            PortRef::Name(name) => python_int(name).or_else(|| {
+            PortRef::Name(name) => python::int(name).or_else(|| {
                 app.ports
                     .iter()
                     .rev()
@@ -370,8 +375,10 @@ impl Pod {
             notes.error(format!("Invalid prometheus configuration for {}", app.name));
             return;
         };
-        self.annotations
-            .insert("prometheus.io/scrape".to_owned(), "true".to_owned());
+        self.annotations.insert(
+            "prometheus.io/scrape".to_owned(),
+            app.prometheus.scrape.clone(),
+        );
         self.annotations
             .insert("prometheus.io/port".to_owned(), port.to_string());
         self.annotations
@@ -534,22 +541,6 @@ impl Pod {
     }
 }
 
-/// Python's `int(text)`: optional surrounding whitespace and sign, digits with single `_`
-/// between them.
-fn python_int(text: &str) -> Option<i64> {
-    let trimmed = text.trim();
-    let digits = trimmed.strip_prefix(['+', '-']).unwrap_or(trimmed);
-    if digits.is_empty()
-        || digits.starts_with('_')
-        || digits.ends_with('_')
-        || digits.contains("__")
-        || !digits.chars().all(|c| c.is_ascii_digit() || c == '_')
-    {
-        return None;
-    }
-    trimmed.replace('_', "").parse().ok()
-}
-
 fn quantities(spec: &ResourceRequirementSpec) -> Option<BTreeMap<String, Quantity>> {
     let mut out = BTreeMap::new();
     if let Some(cpu) = &spec.cpu {
@@ -606,9 +597,10 @@ fn probe(check: &CheckSpec, kind: &str) -> Result<Probe, TransformError> {
             });
         }
         CheckAction::Execute { command } => {
-            let words = shlex::split(command).ok_or_else(|| {
+            // Upstream splits with Python's shlex.split, whose ValueError fails the deploy.
+            let words = python::shlex_split(command).map_err(|e| {
                 TransformError::InvalidConfiguration(format!(
-                    "the {kind} check command cannot be split into words (unbalanced quotes?): {command}"
+                    "healthchecks.{kind}.execute.command cannot be split into words ({e}): {command}"
                 ))
             })?;
             probe.exec = Some(ExecAction {
@@ -709,19 +701,4 @@ fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
     }
     out.extend(downward);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::python_int;
-
-    #[test]
-    fn python_int_accepts_what_python_does() {
-        assert_eq!(python_int("08080"), Some(8080));
-        assert_eq!(python_int(" -7 "), Some(-7));
-        assert_eq!(python_int("1_000"), Some(1000));
-        assert_eq!(python_int("1__0"), None);
-        assert_eq!(python_int("http"), None);
-        assert_eq!(python_int(""), None);
-    }
 }

@@ -93,7 +93,7 @@ fn should_have_ingress(app: &AppSpec, config: &ClusterConfig) -> bool {
 }
 
 /// Some ingress item has a host and no annotations (an empty host counts, as upstream tests
-/// `is not None`).
+/// `is not None`; an annotation with a null value counts, as upstream tests the keys).
 fn has_explicit_host(app: &AppSpec) -> bool {
     app.ingresses
         .iter()
@@ -135,7 +135,7 @@ struct HostItem<'a> {
     host: String,
     paths: &'a [IngressPathMappingSpec],
     /// Never an empty map, so `Some` means "annotated".
-    annotations: Option<&'a BTreeMap<String, String>>,
+    annotations: Option<&'a BTreeMap<String, Option<String>>>,
 }
 
 /// Explicit hosts (rewritten), then default hosts, then paired hosts.
@@ -283,7 +283,7 @@ fn first_override<'a>(overrides: &[(&'a str, &'a str)], host: &str) -> Option<&'
 struct Group<'a> {
     name: String,
     items: Vec<HostItem<'a>>,
-    annotations: Option<&'a BTreeMap<String, String>>,
+    annotations: Option<&'a BTreeMap<String, Option<String>>>,
     explicit_host: bool,
     issuer: Issuer<'a>,
     /// The `<app>` Ingress, the only one whose TLS certificate gets the short host.
@@ -411,10 +411,15 @@ struct Rendered<'a> {
 }
 
 fn render<'a>(app: &AppSpec, group: &'a Group<'a>, tls: Option<&Tls>) -> Rendered<'a> {
-    let mut annotations = match group.annotations {
-        Some(item_annotations) => meta::merged(&app.annotations.ingress, &[item_annotations]),
-        None => app.annotations.ingress.clone(),
-    };
+    let mut annotations = app.annotations.ingress.clone();
+    // Upstream merges the item's map over the app's and drops null values when it sends the
+    // object, so a null removes the app-level annotation of that name.
+    for (key, value) in group.annotations.into_iter().flatten() {
+        match value {
+            Some(value) => annotations.insert(key.clone(), value.clone()),
+            None => annotations.remove(key),
+        };
+    }
     annotations.insert(
         EXPOSE_ANNOTATION.to_owned(),
         if group.explicit_host { "true" } else { "false" }.to_owned(),
@@ -626,6 +631,7 @@ mod tests {
             secrets_in_environment: false,
             prometheus: PrometheusSpec {
                 enabled: true,
+                scrape: "true".to_owned(),
                 port: PortRef::Name("http".to_owned()),
                 path: "/_/metrics".to_owned(),
             },
@@ -681,7 +687,10 @@ mod tests {
     }
 
     fn annotated(mut item: IngressItemSpec, annotations: &[(&str, &str)]) -> IngressItemSpec {
-        item.annotations = map(annotations);
+        item.annotations = annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
+            .collect();
         item
     }
 
@@ -1376,6 +1385,28 @@ mod tests {
             None
         );
         assert_eq!(short("testapp", ""), None);
+    }
+
+    // annotations: {ingress: {x: app, y: app}}
+    // ingress: [{host: nulls.example.com, paths: [{path: /n}], annotations: {x: null}},
+    //           {paths: [{path: /a}]}]
+    #[test]
+    fn null_annotations_still_make_an_annotated_item() {
+        let mut nulls = item(Some("nulls.example.com"), &[("/n", 80)]);
+        nulls.annotations = [("x".to_owned(), None)].into();
+        let mut app = app_with(vec![nulls, item(None, &[("/a", 80)])]);
+        app.annotations.ingress = map(&[("x", "app"), ("y", "app")]);
+        assert_eq!(
+            summaries(&app, &config(&[])),
+            [
+                // The annotated item's path stays off the default hosts.
+                "testapp | fiaas/expose=false;x=app;y=app | testapp.svc.test.example.com /a:80 ; testapp.127.0.0.1.xip.io /a:80 | ",
+                // Its own Ingress, without the annotation its null removed.
+                "testapp-1 | fiaas/expose=true;y=app | nulls.example.com /n:80 | ",
+            ]
+        );
+        // Without a suffix, an annotated item's host does not make Ingresses on its own.
+        assert!(run(&app, &daemon(&[])).unwrap().is_empty());
     }
 
     // ingress:
