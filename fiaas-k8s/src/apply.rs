@@ -308,13 +308,30 @@ impl Applier {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &app.namespace, resource);
         crate::list_maps::keep_last_of_each_key(&mut body);
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
+        let apply = || async {
+            api.patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
+        };
+        let applied = apply().await?;
+        let Some(fields) = crate::cutover::take_over(&applied.metadata) else {
+            return Ok(applied);
+        };
+        // Last written by the Python daemon: own its fields, then apply again so that what
+        // fiaas no longer sets is removed. The resourceVersion makes the switch fail rather
+        // than overwrite a concurrent change of the field ownership.
+        let ownership = serde_json::json!({"metadata": {
+            "resourceVersion": applied.metadata.resource_version,
+            "managedFields": fields,
+        }});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&ownership))
+            .await
+            .map_err(|source| K8sError::api("take over", &resource.kind, name, source))?;
+        apply().await
     }
 
     async fn apply_service_account(

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod crd;
+pub mod cutover;
 mod error;
 pub mod list_maps;
 pub mod quota;

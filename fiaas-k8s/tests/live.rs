@@ -521,6 +521,94 @@ async fn repeated_env_names_deploy_with_the_last_entry_as_the_kubelet_would_use(
 }
 
 #[tokio::test]
+async fn objects_the_python_daemon_wrote_lose_what_the_new_fiaas_yml_drops() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    let ns = test_namespace(&client, "cutover").await;
+    let flags = [
+        "--use-networkingv1-ingress",
+        "--datadog-container-image",
+        "datadog/agent:7",
+    ];
+    // As the Python daemon left them: created with plain POSTs, so the API server records its
+    // fields under `python-requests`, operation Update (see
+    // tests/fixtures/upstream_crds/managed-fields.yaml).
+    let before = json!({"version": 3, "metrics": {"datadog": {"enabled": true}},
+        "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
+        "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
+    let facts = application(&client, &ns, "moved", &Deploy::first(), &before, None).await;
+    let old = fiaas_spec::from_document(&before, &facts).unwrap();
+    let config = ClusterConfig::from_args(std::iter::once("fiaas").chain(flags), None).unwrap();
+    let rendered =
+        fiaas_transform::render(&old, &config, &fiaas_transform::RenderOptions::default()).unwrap();
+    let python = PostParams {
+        field_manager: Some(fiaas_k8s::cutover::UPSTREAM_MANAGER.to_owned()),
+        ..PostParams::default()
+    };
+    for object in &rendered.objects {
+        let (resource, kind) = match object.kind() {
+            Kind::Deployment => (ApiResource::erase::<Deployment>(&()), "Deployment"),
+            Kind::Service => (ApiResource::erase::<Service>(&()), "Service"),
+            _ => continue,
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
+        let body: DynamicObject = serde_json::from_value(object.to_json()).unwrap();
+        api.create(&python, &body)
+            .await
+            .unwrap_or_else(|e| panic!("create the {kind} as the Python daemon: {e}"));
+    }
+    let live_deployment = live(&client, &ns, Kind::Deployment, "moved").await.unwrap();
+    assert_eq!(
+        live_deployment["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "app and Datadog sidecar"
+    );
+
+    // Cut over: the new daemon deploys a fiaas.yml without Datadog and with one port.
+    let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]});
+    let next = Deploy {
+        image: "finntech/application-name:124",
+        deployment_id: "deployment_id_2",
+        strongbox_groups: None,
+    };
+    deploy_doc(&client, &applier, &ns, "moved", &next, after, &flags[..1]).await;
+    let deployment = live(&client, &ns, Kind::Deployment, "moved").await.unwrap();
+    let containers: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(containers, ["moved"], "the sidecar is gone");
+    let service = live(&client, &ns, Kind::Service, "moved").await.unwrap();
+    let ports: Vec<&str> = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["http"], "the dropped port is gone");
+    for object in [&deployment, &service] {
+        let managers: Vec<&str> = object["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["manager"].as_str().unwrap())
+            .collect();
+        assert!(
+            !managers.contains(&fiaas_k8s::cutover::UPSTREAM_MANAGER),
+            "{managers:?}"
+        );
+    }
+    drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
 async fn rollout_tracking_reports_success_deadline_and_timeout() {
     let Some(client) = test_cluster().await else {
         return;

@@ -1,0 +1,179 @@
+//! Taking over the fields of objects last written by the Python daemon.
+//!
+//! The Python daemon wrote with plain creates and updates, so the API server records its fields
+//! under the manager `python-requests` (its HTTP library's user agent), operation `Update`
+//! (`tests/fixtures/upstream_crds/managed-fields.yaml`). Server-side apply under fiaas' own
+//! manager then shares those fields instead of owning them, and a field that fiaas stops
+//! applying (the Datadog sidecar after `datadog: false`, a removed port or annotation) stays,
+//! still owned by the old manager. As kubectl does when it moves an object from client-side to
+//! server-side apply, the old manager's field set is folded into fiaas' apply entry once; the
+//! next apply then removes what fiaas no longer sets.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry, ObjectMeta};
+use serde_json::Value;
+
+use crate::FIELD_MANAGER;
+
+/// The field manager the API server records for the Python daemon's writes.
+pub const UPSTREAM_MANAGER: &str = "python-requests";
+
+fn is_upstream(entry: &ManagedFieldsEntry) -> bool {
+    entry.manager.as_deref() == Some(UPSTREAM_MANAGER)
+        && entry.operation.as_deref() == Some("Update")
+        && entry.subresource.as_deref().unwrap_or_default().is_empty()
+}
+
+fn is_ours(entry: &ManagedFieldsEntry) -> bool {
+    entry.manager.as_deref() == Some(FIELD_MANAGER)
+        && entry.operation.as_deref() == Some("Apply")
+        && entry.subresource.as_deref().unwrap_or_default().is_empty()
+}
+
+/// Union of two field sets (`fieldsV1` trees: nested maps of `f:`/`k:`/`v:` keys).
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, value) in from {
+                match into.get_mut(key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        into.insert(key.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        (into, from) => {
+            if into.is_null() {
+                *into = from.clone();
+            }
+        }
+    }
+}
+
+/// The object's managedFields with the Python daemon's entries of fiaas' API version folded
+/// into fiaas' apply entry; `None` when there is nothing to take over (the usual case, which
+/// costs no request).
+pub fn take_over(meta: &ObjectMeta) -> Option<Vec<ManagedFieldsEntry>> {
+    let entries = meta.managed_fields.as_ref()?;
+    let ours = entries.iter().position(is_ours)?;
+    let version = entries[ours].api_version.clone();
+    let upstream: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| is_upstream(e) && e.api_version == version)
+        .map(|(i, _)| i)
+        .collect();
+    if upstream.is_empty() {
+        return None;
+    }
+    let mut fields = entries[ours]
+        .fields_v1
+        .as_ref()
+        .map_or(Value::Object(Default::default()), |f| f.0.clone());
+    for &i in &upstream {
+        if let Some(FieldsV1(theirs)) = &entries[i].fields_v1 {
+            merge(&mut fields, theirs);
+        }
+    }
+    let mut upgraded: Vec<ManagedFieldsEntry> = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !upstream.contains(i))
+        .map(|(_, e)| e.clone())
+        .collect();
+    if let Some(entry) = upgraded.iter_mut().find(|e| is_ours(e)) {
+        entry.fields_v1 = Some(FieldsV1(fields));
+    }
+    Some(upgraded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(manager: &str, operation: &str, version: &str, fields: Value) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.to_owned()),
+            operation: Some(operation.to_owned()),
+            api_version: Some(version.to_owned()),
+            fields_type: Some("FieldsV1".to_owned()),
+            fields_v1: Some(FieldsV1(fields)),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    #[test]
+    fn the_upstream_fields_move_into_the_apply_entry() {
+        let meta = ObjectMeta {
+            managed_fields: Some(vec![
+                entry(
+                    UPSTREAM_MANAGER,
+                    "Update",
+                    "apps/v1",
+                    json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"app\"}": {".": {}, "f:image": {}},
+                        "k:{\"name\":\"fiaas-datadog-container\"}": {".": {}, "f:image": {}}}}}}}),
+                ),
+                entry(
+                    "kube-controller-manager",
+                    "Update",
+                    "apps/v1",
+                    json!({"f:status": {}}),
+                ),
+                entry(
+                    FIELD_MANAGER,
+                    "Apply",
+                    "apps/v1",
+                    json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:env": {}}}}}}}),
+                ),
+            ]),
+            ..ObjectMeta::default()
+        };
+        let upgraded = take_over(&meta).expect("something to take over");
+        let managers: Vec<_> = upgraded
+            .iter()
+            .map(|e| e.manager.clone().unwrap())
+            .collect();
+        assert_eq!(managers, ["kube-controller-manager", FIELD_MANAGER]);
+        let ours = &upgraded[1].fields_v1.as_ref().unwrap().0;
+        let containers = &ours["f:spec"]["f:template"]["f:spec"]["f:containers"];
+        assert!(containers["k:{\"name\":\"fiaas-datadog-container\"}"].is_object());
+        assert!(containers["k:{\"name\":\"app\"}"]["f:env"].is_object());
+        assert!(ours["f:spec"]["f:replicas"].is_object());
+        // Done once: afterwards there is nothing left to take over.
+        let after = ObjectMeta {
+            managed_fields: Some(upgraded),
+            ..ObjectMeta::default()
+        };
+        assert!(take_over(&after).is_none());
+    }
+
+    #[test]
+    fn other_versions_subresources_and_objects_without_our_entry_are_left_alone() {
+        let status_write = ManagedFieldsEntry {
+            subresource: Some("status".to_owned()),
+            ..entry(UPSTREAM_MANAGER, "Update", "v1", json!({"f:status": {}}))
+        };
+        let meta = ObjectMeta {
+            managed_fields: Some(vec![
+                entry(
+                    UPSTREAM_MANAGER,
+                    "Update",
+                    "extensions/v1beta1",
+                    json!({"f:spec": {}}),
+                ),
+                status_write,
+                entry(FIELD_MANAGER, "Apply", "v1", json!({"f:spec": {}})),
+            ]),
+            ..ObjectMeta::default()
+        };
+        assert!(take_over(&meta).is_none());
+        let foreign = ObjectMeta {
+            managed_fields: Some(vec![entry(UPSTREAM_MANAGER, "Update", "v1", json!({}))]),
+            ..ObjectMeta::default()
+        };
+        assert!(take_over(&foreign).is_none());
+    }
+}
