@@ -1,0 +1,145 @@
+//! A cluster cut over from the Python daemon keeps the upstream's CRDs (the Application status
+//! has no `conditions`), and operators who manage CRDs themselves run with
+//! `--disable-crd-creation`. Against those definitions (captured from the upstream daemon,
+//! `tests/fixtures/upstream_crds/`), the real daemon binary writes every ApplicationStatus and
+//! the inline status with the upstream's fields.
+//!
+//! A test binary of its own: it replaces the cluster's CRDs for a while, and cargo runs test
+//! binaries one after the other. The project's CRDs are put back when it ends, even by a panic.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::{drop_namespace, keep_pods_ready, load_yaml, test_cluster, test_namespace};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+/// Puts the project's CRDs back when dropped.
+struct RestoreCrds;
+
+impl Drop for RestoreCrds {
+    fn drop(&mut self) {
+        // The test's runtime is blocked by this drop: restore with a runtime of its own.
+        let restored = std::thread::spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to restore the CRDs")
+                .block_on(async {
+                    let client = Client::try_default().await.expect("the test cluster");
+                    fiaas_k8s::ensure_crds(&client).await
+                })
+        })
+        .join();
+        assert!(
+            matches!(restored, Ok(Ok(()))),
+            "could not restore the project's CRDs: {restored:?}"
+        );
+    }
+}
+
+async fn install_upstream_crds(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for file in ["applications-v1.yaml", "application-statuses-v1.yaml"] {
+        let upstream: CustomResourceDefinition =
+            serde_json::from_value(load_yaml(&format!("upstream_crds/{file}"))).unwrap();
+        let name = upstream.metadata.name.clone().unwrap();
+        let mut current = api.get(&name).await.unwrap();
+        // A whole replacement, as the upstream daemon writes its CRDs: no field of the
+        // project's definition (such as status.conditions) survives.
+        current.spec = upstream.spec;
+        api.replace(&name, &PostParams::default(), &current)
+            .await
+            .unwrap_or_else(|e| panic!("install the upstream {name}: {e}"));
+    }
+    let applications = api.get("applications.fiaas.schibsted.io").await.unwrap();
+    let status_schema = &applications.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .and_then(|s| s.properties.as_ref())
+        .and_then(|p| p.get("status"))
+        .and_then(|s| s.properties.clone())
+        .unwrap();
+    assert!(
+        !status_schema.contains_key("conditions"),
+        "the upstream's schema is installed"
+    );
+    // The API server serves a new schema a moment after it is stored.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstreams_crds_get_every_status_written() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let _restore = RestoreCrds;
+    install_upstream_crds(&client).await;
+    let ns = test_namespace(&client, "upstream-crds").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"))
+            .args(["--port", &port.to_string(), "--enable-crd-support"])
+            .args(["--disable-crd-creation", "--include-status-in-app"])
+            .args(["--use-apiextensionsv1-crd", "--use-networkingv1-ingress"])
+            .env("NAMESPACE", &ns)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start fiaas-deploy-daemon"),
+    );
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    );
+    for (name, id) in [("first", "1"), ("second", "1"), ("first", "2")] {
+        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+            "metadata": {"name": name, "labels": {"fiaas/deployment_id": id}},
+            "spec": {"application": name, "image": format!("example/{name}:{id}"),
+                     "config": {"version": 3, "replicas": {"minimum": 1, "maximum": 1}}}});
+        applications
+            .patch(
+                name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap();
+        let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = statuses.get_opt(&status_name(name, id)).await.unwrap();
+            let inline = applications.get(name).await.unwrap().data["status"].clone();
+            if status.is_some_and(|s| s.result == "SUCCESS") && inline["result"] == "SUCCESS" {
+                assert_eq!(inline["deployment_id"], id);
+                assert!(inline.get("conditions").is_none(), "{inline}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} {id}: no SUCCESS written (inline status {inline})"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
