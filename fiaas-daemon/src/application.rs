@@ -105,6 +105,18 @@ fn text(fields: &HashMap<String, &RawValue>, name: &str) -> Option<String> {
         .and_then(|raw| serde_json::from_str(raw.get()).ok())
 }
 
+/// Whether `name` is a DNS-1123 label, as the names of an app's Service and Deployment must be.
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
 impl ApplicationView {
     /// Read an Application; nothing here fails, problems surface in [`Self::facts`].
     pub fn of(object: &RawApplication) -> Self {
@@ -185,6 +197,13 @@ impl ApplicationView {
     pub fn facts(&self) -> Result<(Value, AppFacts), String> {
         if let Some(error) = &self.spec_error {
             return Err(error.clone());
+        }
+        if !is_dns_label(&self.app) {
+            return Err(format!(
+                "spec.application: '{}' cannot name Kubernetes objects (lower-case letters, digits \
+                 and '-', starting and ending with a letter or digit, at most 63 characters)",
+                self.app
+            ));
         }
         let config = match &self.config {
             Some(config @ Value::Object(_)) => {
@@ -280,6 +299,19 @@ mod tests {
             "{reason}"
         );
         assert!(ApplicationView::of(&list.items[1]).facts().is_ok());
+    }
+
+    #[test]
+    fn an_application_name_that_cannot_name_objects_is_reported() {
+        for bad in ["My_App", "-app", "app-", "", &"a".repeat(64)] {
+            let app = view(json!({"metadata": {"name": "x", "namespace": "n"},
+                "spec": {"application": bad, "image": "i:1", "config": {"version": 3}}}));
+            let reason = app.facts().unwrap_err();
+            assert!(reason.starts_with("spec.application: '"), "{reason}");
+        }
+        let good = view(json!({"metadata": {"name": "x", "namespace": "n"},
+            "spec": {"application": "my-app-2", "image": "i:1", "config": {"version": 3}}}));
+        assert!(good.facts().is_ok());
     }
 
     #[test]

@@ -66,6 +66,15 @@ pub struct Deployer {
     pub fence: Option<Fence>,
 }
 
+/// What became of a status write.
+enum Saved {
+    Stored,
+    /// Not stored, and trying again may help (no answer, throttled, server error, fenced).
+    Retry,
+    /// The API server refused it for good (e.g. an invalid name).
+    Refused,
+}
+
 /// The lines a deploy logs, kept for its ApplicationStatus.
 struct StatusLog {
     namespace: String,
@@ -310,10 +319,10 @@ impl Deployer {
             DeployResult::Success => metrics::deploy_succeeded(&view.app),
             _ => metrics::deploy_failed(&view.app),
         }
-        if self.record(view, subject, verdict, log).await {
-            Finished::Verdict(verdict)
-        } else {
-            Finished::Transient
+        match self.record(view, subject, verdict, log).await {
+            // Refused for good (the Event and the log say why): retrying would not store it.
+            Saved::Stored | Saved::Refused => Finished::Verdict(verdict),
+            Saved::Retry => Finished::Transient,
         }
     }
 
@@ -436,7 +445,7 @@ impl Deployer {
         subject: &StatusSubject,
         result: DeployResult,
         log: &mut StatusLog,
-    ) -> bool {
+    ) -> Saved {
         log.push(
             tracing::Level::INFO,
             &format!(
@@ -452,27 +461,31 @@ impl Deployer {
                 "Not saving result {}: the leader lease may have passed to another replica",
                 result.as_str()
             );
-            return false;
+            return Saved::Retry;
         }
         let attempts = if result.is_final() {
             STATUS_ATTEMPTS
         } else {
             1
         };
-        let mut stored = false;
+        let mut saved = Saved::Retry;
         for attempt in 1..=attempts {
             let write = self
                 .statuses
                 .write(subject, result, &log.lines, &log.errors);
             match tokio::time::timeout(WRITE_DEADLINE, write).await {
                 Ok(Ok(())) => {
-                    stored = true;
+                    saved = Saved::Stored;
                     break;
                 }
                 Ok(Err(error)) => {
                     tracing::error!("Failed to save result {}: {error}", result.as_str());
                     if let fiaas_k8s::K8sError::Api { action, kind, .. } = &error {
                         metrics::api_error(action, kind);
+                    }
+                    if !error.is_transient() {
+                        saved = Saved::Refused;
+                        break;
                     }
                 }
                 Err(_) => {
@@ -494,7 +507,7 @@ impl Deployer {
             log.errors.clear();
         }
         self.publish_event(view, result, last.as_ref()).await;
-        stored
+        saved
     }
 
     async fn publish_event(

@@ -202,6 +202,19 @@ async fn hostile_applications_fail_alone() {
         "healthchecks": {"readiness": {"initial_delay_seconds": i32::MAX}}});
     put_application(&client, &ns, "overflow", "1", overflow).await;
     put_application(&client, &ns, "normal-0", "1", small()).await;
+    // A name no object can carry: no ApplicationStatus can be written either, so the reason
+    // must reach the user as an Event on the Application.
+    let misnamed = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+        "metadata": {"name": "misnamed", "labels": {"fiaas/deployment_id": "1"}},
+        "spec": {"application": "My_App", "image": "example/a:1", "config": small()}});
+    applications(&client, &ns)
+        .patch(
+            "misnamed",
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(&misnamed),
+        )
+        .await
+        .unwrap();
 
     let mut daemon = Daemon::start(&ns, None, &[]);
     put_application(&client, &ns, "normal-1", "1", small()).await;
@@ -229,6 +242,30 @@ async fn hostile_applications_fail_alone() {
     assert_eq!(result_of(&statuses, "oversized").result, "FAILED");
     assert_eq!(result_of(&statuses, "normal-0").result, "SUCCESS");
     assert_eq!(result_of(&statuses, "normal-1").result, "SUCCESS");
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let told = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .any(|e| {
+                e.regarding.and_then(|r| r.name).as_deref() == Some("misnamed")
+                    && e.reason.as_deref() == Some("DeployFailed")
+                    && e.note
+                        .is_some_and(|n| n.contains("spec.application: 'My_App'"))
+            });
+        if told {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no DeployFailed Event naming spec.application"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // The timeout arithmetic on i32::MAX values did not kill the deploy task (the rollout
     // finished since the test plays the kubelet), and the app takes its next version.
