@@ -30,7 +30,9 @@ impl Drop for RestoreCrds {
                 .expect("a runtime to restore the CRDs")
                 .block_on(async {
                     let client = Client::try_default().await.expect("the test cluster");
-                    fiaas_k8s::ensure_crds(&client).await
+                    fiaas_k8s::ensure_crds(&client)
+                        .await
+                        .map_err(|e| e.to_string())
                 })
         })
         .join();
