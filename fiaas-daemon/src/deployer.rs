@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{
-    ApplicationStatus, Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, QuotaWatch,
-    RolloutOutcome, RolloutTracker, StatusSubject, StatusWriter, rollout_timeout, status_name,
+    Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, QuotaWatch, RolloutOutcome,
+    RolloutTracker, StatusSubject, StatusWriter, rollout_timeout,
 };
 use fiaas_spec::AppSpec;
 use fiaas_transform::{ClusterConfig, Level};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::Api;
 use kube::runtime::events::{Event, EventType, Recorder};
 use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
@@ -269,17 +268,17 @@ impl Deployer {
     /// alone decides.
     async fn already_deployed(&self, view: &ApplicationView) -> bool {
         let deployment_id = view.deployment_id.as_deref().unwrap_or_default();
-        let api: Api<ApplicationStatus> =
-            Api::namespaced(self.statuses.client().clone(), &view.namespace);
-        let name = status_name(&view.app, deployment_id);
-        let succeeded = match tokio::time::timeout(WRITE_DEADLINE, api.get_opt(&name)).await {
-            Ok(Ok(status)) => status.is_some_and(|s| s.result == "SUCCESS"),
+        let lookup = self
+            .statuses
+            .has_succeeded(&view.namespace, &view.app, deployment_id);
+        let succeeded = match tokio::time::timeout(WRITE_DEADLINE, lookup).await {
+            Ok(Ok(succeeded)) => succeeded,
             Ok(Err(error)) => {
                 tracing::warn!(
                     "Could not read the status of {} (deploying anyway): {error}",
                     view.app
                 );
-                metrics::api_error("get", "ApplicationStatus");
+                metrics::api_error("list", "ApplicationStatus");
                 false
             }
             Err(_) => {
@@ -287,7 +286,7 @@ impl Deployer {
                     "No answer reading the status of {} (deploying anyway)",
                     view.app
                 );
-                metrics::api_error("get", "ApplicationStatus");
+                metrics::api_error("list", "ApplicationStatus");
                 false
             }
         };

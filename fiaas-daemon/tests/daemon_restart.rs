@@ -143,5 +143,43 @@ async fn a_killed_daemon_resumes_without_redeploying_what_succeeded() {
     for (app, count) in &deployed {
         assert!(*count <= 1, "{app} was reported deployed {count} times");
     }
+
+    // A third start finds the whole fleet SUCCESS: it learns so from one listing of the
+    // statuses, without a request per app, and deploys nothing.
+    let reads_before = status_reads();
+    let mut daemon = start_daemon(&ns);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let reads = status_reads() - reads_before;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert!(
+        reads <= 2,
+        "{reads} ApplicationStatus reads at a start that finds {APPS} apps SUCCESS (one listing expected)"
+    );
+    assert_eq!(
+        event_counts(&client, &ns, "Deploying").await,
+        deploying_after,
+        "an app was deployed again"
+    );
     drop_namespace(&client, &ns).await;
+}
+
+/// How many ApplicationStatus reads (GET or LIST) the API server has answered, from its own
+/// metrics; Kubernetes 1.20 counts a custom resource's GET as a LIST, so both are summed. This
+/// test binary runs alone, and the test reads no status while it measures.
+fn status_reads() -> u64 {
+    let output = Command::new("kubectl")
+        .args(["get", "--raw", "/metrics"])
+        .output()
+        .expect("run kubectl");
+    assert!(output.status.success(), "kubectl get --raw /metrics failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_request_total{")
+                && l.contains(r#"resource="application-statuses""#)
+                && (l.contains(r#"verb="GET""#) || l.contains(r#"verb="LIST""#))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }

@@ -1,8 +1,9 @@
 //! ApplicationStatus objects: their names, their writing and their retention.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Client;
@@ -124,7 +125,23 @@ pub struct StatusWriter {
     /// write it refuses (the upstream's CRD, on clusters cut over from the Python daemon, does
     /// not), after which the inline status carries only the upstream's fields.
     inline_conditions: Arc<AtomicBool>,
+    /// Per namespace, the names of the ApplicationStatus objects that say SUCCESS, as of one
+    /// listing: a daemon that starts (or relists) with a fleet already deployed learns it with
+    /// a few requests instead of one per app.
+    succeeded: Arc<tokio::sync::Mutex<HashMap<String, Succeeded>>>,
 }
+
+/// One namespace's successful statuses, and when they were listed.
+struct Succeeded {
+    listed: Instant,
+    names: HashSet<String>,
+}
+
+/// How long a listing of successful statuses answers lookups: long enough for a start-up or a
+/// relisting to use one listing, short enough that statuses written by others are seen soon.
+const SUCCEEDED_TTL: Duration = Duration::from_secs(30);
+/// Page size of that listing, bounding the memory it takes while it runs.
+const SUCCEEDED_PAGE: u32 = 500;
 
 /// Per `(namespace, app)`: how many statuses there may be, and the deployment id written last.
 type StatusCounts = HashMap<(String, String), (usize, String)>;
@@ -137,12 +154,53 @@ impl StatusWriter {
             include_status_in_app,
             counts: Arc::default(),
             inline_conditions: Arc::new(AtomicBool::new(true)),
+            succeeded: Arc::default(),
         }
     }
 
-    /// The client statuses are written with.
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// Whether the status of `deployment_id` of `app` says SUCCESS. Answered from a listing of
+    /// the namespace's statuses taken at most [`SUCCEEDED_TTL`] ago (and kept up to date with
+    /// this writer's own SUCCESS writes), so a fleet costs one listing, not a request per app.
+    pub async fn has_succeeded(
+        &self,
+        namespace: &str,
+        app: &str,
+        deployment_id: &str,
+    ) -> Result<bool, K8sError> {
+        let mut cache = self.succeeded.lock().await;
+        let fresh = cache
+            .get(namespace)
+            .is_some_and(|s| s.listed.elapsed() < SUCCEEDED_TTL);
+        if !fresh {
+            let listed = Instant::now();
+            let names = self.list_succeeded(namespace).await?;
+            cache.insert(namespace.to_owned(), Succeeded { listed, names });
+        }
+        Ok(cache
+            .get(namespace)
+            .is_some_and(|s| s.names.contains(&status_name(app, deployment_id))))
+    }
+
+    async fn list_succeeded(&self, namespace: &str) -> Result<HashSet<String>, K8sError> {
+        let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), namespace);
+        let mut names = HashSet::new();
+        let mut params = ListParams::default().limit(SUCCEEDED_PAGE);
+        loop {
+            let page = api
+                .list(&params)
+                .await
+                .map_err(|source| K8sError::api("list", "ApplicationStatus", namespace, source))?;
+            names.extend(
+                page.items
+                    .into_iter()
+                    .filter(|s| s.result == DeployResult::Success.as_str())
+                    .filter_map(|s| s.metadata.name),
+            );
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => return Ok(names),
+            }
+        }
     }
 
     /// Record `result` with `logs` for the subject's deployment, then drop all but the newest
@@ -157,6 +215,13 @@ impl StatusWriter {
         // The ApplicationStatus first: it is what CI pipelines poll, and it must not depend on
         // the Application's CRD accepting the inline status.
         self.write_status_object(subject, result, logs).await?;
+        if result == DeployResult::Success
+            && let Some(known) = self.succeeded.lock().await.get_mut(&subject.namespace)
+        {
+            known
+                .names
+                .insert(status_name(&subject.app, &subject.deployment_id));
+        }
         if self.include_status_in_app {
             match self.write_inline(subject, result, error_logs).await {
                 Err(error) if !error.is_transient() => {
