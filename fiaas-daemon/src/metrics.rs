@@ -141,6 +141,13 @@ pub enum MetricsError {
     Install(#[from] BuildError),
 }
 
+/// The process collector: `process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`,
+/// `process_start_time_seconds`, as the Python daemon's client library exported them; read at
+/// each scrape.
+static PROCESS: std::sync::LazyLock<metrics_process::Collector> =
+    std::sync::LazyLock::new(metrics_process::Collector::default);
+
 /// The recorder is process-global, so a second `install` (tests, embedders) must get the first
 /// one's handle rather than fail.
 static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
@@ -191,6 +198,8 @@ pub fn install(version: &str) -> Result<PrometheusHandle, MetricsError> {
         let _ = histogram!(WEB_LATENCY, "page" => page);
     }
     gauge!(VERSION_INFO, "fiaas_fdd_version" => version.to_owned()).set(1.0);
+    PROCESS.describe();
+    PROCESS.collect();
 
     *installed = Some(handle.clone());
     Ok(handle)
@@ -199,6 +208,7 @@ pub fn install(version: &str) -> Result<PrometheusHandle, MetricsError> {
 /// The exposition text: the exporter's rendering, plus the `HELP`/`TYPE` lines of the families
 /// that have no series yet, as `prometheus_client` lists every registered family.
 pub fn render(handle: &PrometheusHandle) -> String {
+    PROCESS.collect();
     let mut text = handle.render();
     for &(name, kind, help) in FAMILIES {
         if !text.contains(&format!("# TYPE {name} ")) {

@@ -232,6 +232,29 @@ async fn metrics_page_lists_the_upstream_families() {
                 "{name} sample\n{text}"
             );
         }
+        // The process collectors of the Python client library, which dashboards use.
+        for (name, kind) in [
+            ("process_cpu_seconds_total", "counter"),
+            ("process_resident_memory_bytes", "gauge"),
+            ("process_virtual_memory_bytes", "gauge"),
+            ("process_open_fds", "gauge"),
+            ("process_max_fds", "gauge"),
+            ("process_start_time_seconds", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} {kind}")),
+                "{name}\n{text}"
+            );
+            let value: f64 = text
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("a {name} sample\n{text}"))
+                .parse()
+                .unwrap();
+            if name != "process_cpu_seconds_total" {
+                assert!(value > 0.0, "{name} {value}");
+            }
+        }
         for page in [
             "frontpage",
             "metrics",
