@@ -466,23 +466,35 @@ impl Applier {
         manifests: &Manifests,
         report: &mut DeployReport,
     ) -> Result<(), K8sError> {
-        if manifests.absent.contains(&Kind::Service) {
-            let resource = ApiResource::erase::<Service>(&());
-            self.delete_if_owned(&resource, Kind::Service, app, report)
-                .await?;
-        }
-        self.prune_ingresses(app, config, manifests, report).await?;
-        if manifests.absent.contains(&Kind::HorizontalPodAutoscaler) {
-            report.info(format!("Deleting autoscaler for {}", app.name));
-            let resource = ApiResource::erase::<HorizontalPodAutoscaler>(&());
-            self.delete_if_owned(&resource, Kind::HorizontalPodAutoscaler, app, report)
-                .await?;
-        }
-        if manifests.absent.contains(&Kind::PodDisruptionBudget) {
-            report.info(format!("Deleting podDisruptionBudget for {}", app.name));
-            let resource = self.pdb_resource();
-            self.delete_if_owned(&resource, Kind::PodDisruptionBudget, app, report)
-                .await?;
+        // One arm per kind, so a new kind does not compile until its pruning is decided.
+        for kind in Kind::ALL {
+            let resource = match kind {
+                // Ingresses are named per host, so they are swept by label, absent or not.
+                Kind::Ingress => {
+                    self.prune_ingresses(app, config, manifests, report).await?;
+                    continue;
+                }
+                // Every app has a Deployment. RoleBindings of roles no longer configured are
+                // deleted where bindings are applied (`apply_role_bindings`); ServiceAccounts,
+                // as upstream, are never deleted.
+                Kind::Deployment | Kind::ServiceAccount | Kind::RoleBinding => continue,
+                Kind::Service => ApiResource::erase::<Service>(&()),
+                Kind::HorizontalPodAutoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+                Kind::PodDisruptionBudget => self.pdb_resource(),
+            };
+            if !manifests.absent.contains(&kind) {
+                continue;
+            }
+            match kind {
+                Kind::HorizontalPodAutoscaler => {
+                    report.info(format!("Deleting autoscaler for {}", app.name));
+                }
+                Kind::PodDisruptionBudget => {
+                    report.info(format!("Deleting podDisruptionBudget for {}", app.name));
+                }
+                _ => {}
+            }
+            self.delete_if_owned(&resource, kind, app, report).await?;
         }
         Ok(())
     }

@@ -105,6 +105,19 @@ pub enum Kind {
     PodDisruptionBudget,
 }
 
+impl Kind {
+    /// Every kind, in the upstream's deploy order.
+    pub const ALL: [Kind; 7] = [
+        Kind::ServiceAccount,
+        Kind::RoleBinding,
+        Kind::Service,
+        Kind::Ingress,
+        Kind::Deployment,
+        Kind::HorizontalPodAutoscaler,
+        Kind::PodDisruptionBudget,
+    ];
+}
+
 /// An `extensions/v1beta1` Ingress: k8s-openapi no longer models it, and old clusters need it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
