@@ -36,6 +36,9 @@ struct Cli {
     /// How many deploys may talk to the API server at once.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     max_concurrent_deploys: u32,
+    /// How many ApplicationStatus objects to keep per app (the newest).
+    #[arg(long, default_value_t = fiaas_k8s::status::STATUSES_KEPT as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    status_retention: u32,
     /// Seconds to let in-flight applies finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace_seconds: u64,
@@ -163,7 +166,8 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         );
         let config = Arc::new(config);
         let deployer = Arc::new(Deployer {
-            statuses: StatusWriter::new(client.clone(), config.include_status_in_app),
+            statuses: StatusWriter::new(client.clone(), config.include_status_in_app)
+                .retaining(cli.status_retention as usize),
             config,
             applier,
             tracker,

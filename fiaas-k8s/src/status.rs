@@ -14,7 +14,8 @@ use crate::crd::{API_VERSION, Application, ApplicationStatus};
 use crate::error::is_not_found;
 use crate::{FIELD_MANAGER, K8sError};
 
-/// How many ApplicationStatus objects are kept per app.
+/// How many ApplicationStatus objects are kept per app unless told otherwise (the upstream's
+/// fixed number).
 pub const STATUSES_KEPT: usize = 10;
 /// Annotation holding when a status was last written; retention sorts on it.
 pub const LAST_UPDATED: &str = "fiaas/last_updated";
@@ -129,6 +130,8 @@ pub struct StatusWriter {
     /// listing: a daemon that starts (or relists) with a fleet already deployed learns it with
     /// a few requests instead of one per app.
     succeeded: Arc<tokio::sync::Mutex<HashMap<String, Succeeded>>>,
+    /// How many statuses are kept per app.
+    kept: usize,
 }
 
 /// One namespace's successful statuses, and when they were listed.
@@ -155,7 +158,15 @@ impl StatusWriter {
             counts: Arc::default(),
             inline_conditions: Arc::new(AtomicBool::new(true)),
             succeeded: Arc::default(),
+            kept: STATUSES_KEPT,
         }
+    }
+
+    /// Keep `kept` ApplicationStatus objects per app instead of the upstream's
+    /// [`STATUSES_KEPT`] (at least one: the current deployment's).
+    pub fn retaining(mut self, kept: usize) -> Self {
+        self.kept = kept.max(1);
+        self
     }
 
     /// Whether the status of `deployment_id` of `app` says SUCCESS. Answered from a listing of
@@ -204,7 +215,7 @@ impl StatusWriter {
     }
 
     /// Record `result` with `logs` for the subject's deployment, then drop all but the newest
-    /// [`STATUSES_KEPT`] statuses of the app once the deployment is over.
+    /// statuses of the app that [`Self::retaining`] allows once the deployment is over.
     pub async fn write(
         &self,
         subject: &StatusSubject,
@@ -270,13 +281,14 @@ impl StatusWriter {
             "logs": logs,
         });
         let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), &subject.namespace);
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(|source| K8sError::api("apply", "ApplicationStatus", &name, source))?;
+        let written = api
+            .patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|source| K8sError::api("apply", "ApplicationStatus", &name, source))?;
         let key = (subject.namespace.clone(), subject.app.clone());
         if let Ok(mut counts) = self.counts.lock()
             && let Some((count, last)) = counts.get_mut(&key)
@@ -289,14 +301,16 @@ impl StatusWriter {
         let may_exceed = self
             .counts
             .lock()
-            .map(|counts| {
-                counts
-                    .get(&key)
-                    .is_none_or(|(count, _)| *count > STATUSES_KEPT)
-            })
+            .map(|counts| counts.get(&key).is_none_or(|(count, _)| *count > self.kept))
             .unwrap_or(true);
         if result.is_final() && may_exceed {
-            let kept = self.retain_newest(&subject.app, &subject.namespace).await?;
+            let kept = self
+                .retain_newest(
+                    &subject.app,
+                    &subject.namespace,
+                    written.metadata.resource_version.as_deref(),
+                )
+                .await?;
             if let Ok(mut counts) = self.counts.lock() {
                 counts.insert(key, (kept, subject.deployment_id.clone()));
             }
@@ -304,21 +318,31 @@ impl StatusWriter {
         Ok(())
     }
 
-    /// Keep the [`STATUSES_KEPT`] most recently updated statuses of an app, delete the rest;
-    /// returns how many are kept.
-    pub async fn retain_newest(&self, app: &str, namespace: &str) -> Result<usize, K8sError> {
+    /// Keep the most recently updated statuses of an app (as many as [`Self::retaining`] says),
+    /// delete the rest; returns how many are kept. `seen` is the resourceVersion of a status
+    /// just written, which the listing must include.
+    pub async fn retain_newest(
+        &self,
+        app: &str,
+        namespace: &str,
+        seen: Option<&str>,
+    ) -> Result<usize, K8sError> {
         let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), namespace);
         let selector = format!("app={app}");
-        // From the API server's watch cache (resourceVersion 0): a label selector is no index,
+        // From the API server's watch cache, not a quorum read: a label selector is no index,
         // so a quorum read scans every ApplicationStatus of the namespace in etcd, for every
-        // deploy. The cache may lag a moment behind the status just written; the next deploy's
-        // pass then deletes what this one kept.
+        // deploy. A resourceVersion makes the cache answer only once it holds that version.
+        let params = ListParams::default().labels(&selector);
+        let params = match seen {
+            Some(version) => params.at(version),
+            None => params.match_any(),
+        };
         let mut statuses = api
-            .list_metadata(&ListParams::default().labels(&selector).match_any())
+            .list_metadata(&params)
             .await
             .map_err(|source| K8sError::api("list", "ApplicationStatus", &selector, source))?
             .items;
-        if statuses.len() <= STATUSES_KEPT {
+        if statuses.len() <= self.kept {
             return Ok(statuses.len());
         }
         let updated = |s: &kube::core::PartialObjectMeta<ApplicationStatus>| {
@@ -329,7 +353,7 @@ impl StatusWriter {
                 .unwrap_or_default()
         };
         statuses.sort_by_key(updated);
-        let excess = statuses.len() - STATUSES_KEPT;
+        let excess = statuses.len() - self.kept;
         for old in statuses.into_iter().take(excess) {
             let name = old.metadata.name.unwrap_or_default();
             match api.delete(&name, &DeleteParams::default()).await {
@@ -340,7 +364,7 @@ impl StatusWriter {
                 }
             }
         }
-        Ok(STATUSES_KEPT)
+        Ok(self.kept)
     }
 
     /// The result on the Application's status subresource, when the Application still asks for

@@ -698,7 +698,7 @@ async fn rollout_tracking_reports_success_deadline_and_timeout() {
 }
 
 #[tokio::test]
-async fn application_statuses_are_named_sequenced_and_kept_to_ten() {
+async fn application_statuses_are_named_sequenced_and_retained() {
     let Some(client) = test_cluster().await else {
         return;
     };
@@ -796,6 +796,35 @@ async fn application_statuses_are_named_sequenced_and_kept_to_ten() {
         "the two oldest go"
     );
     assert!(names.contains(&status_name("statusapp", "deployment_id_12")));
+
+    // Other retentions (`--status-retention`): the newest N stay.
+    for kept in [2, 15] {
+        let app = format!("kept{kept}");
+        let writer = StatusWriter::new(client.clone(), false).retaining(kept);
+        for i in 1..=17 {
+            let subject = StatusSubject {
+                object_name: app.clone(),
+                app: app.clone(),
+                deployment_id: format!("d{i}"),
+                ..subject("unused")
+            };
+            writer
+                .write(&subject, DeployResult::Failed, &[], &[])
+                .await
+                .unwrap();
+        }
+        let left: Vec<String> = statuses
+            .list(&ListParams::default().labels(&format!("app={app}")))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter_map(|s| s.metadata.name)
+            .collect();
+        assert_eq!(left.len(), kept, "{app}: {left:?}");
+        assert!(left.contains(&status_name(&app, "d17")));
+        assert!(!left.contains(&status_name(&app, &format!("d{}", 17 - kept))));
+    }
     drop_namespace(&client, &ns).await;
 }
 
