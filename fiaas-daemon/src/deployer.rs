@@ -530,12 +530,23 @@ impl Deployer {
             result.as_str(),
             last.map(|l| format!(": {l}")).unwrap_or_default()
         );
+        let deployment_id = view.deployment_id.clone().unwrap_or_default();
+        // The recorder folds events with the same reason and related object into one series
+        // that keeps the first note; relating each to its deployment's ApplicationStatus keeps
+        // one deployment id's repeats together and every other id in an event of its own.
+        let status = ObjectReference {
+            api_version: Some(fiaas_k8s::crd::API_VERSION.to_owned()),
+            kind: Some("ApplicationStatus".to_owned()),
+            name: Some(fiaas_k8s::status_name(&view.app, &deployment_id)),
+            namespace: Some(view.namespace.clone()),
+            ..ObjectReference::default()
+        };
         let event = Event {
             type_,
             reason: reason.to_owned(),
             note: Some(note.chars().take(1000).collect()),
             action: "Deploy".to_owned(),
-            secondary: None,
+            secondary: Some(status),
         };
         let reference = ObjectReference {
             api_version: Some(fiaas_k8s::crd::API_VERSION.to_owned()),

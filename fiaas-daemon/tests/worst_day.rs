@@ -404,6 +404,38 @@ async fn every_deployment_id_gets_a_final_status_and_the_last_one_wins() {
     )
     .await;
     assert_eq!(forward[2].result, "SUCCESS");
+    // Each deployment id's failure has an Event of its own that names it, not a repeat in a
+    // series that still shows the first id.
+    let invalid = json!({"version": 3, "replicas": "many"});
+    for id in ["f1", "f2"] {
+        put_application(&client, &ns, "failing", id, invalid.clone()).await;
+        final_statuses(&client, &ns, &[("failing", id)], Duration::from_secs(30)).await;
+    }
+    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let notes: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("failing")
+                    && e.reason.as_deref() == Some("DeployFailed")
+            })
+            .filter_map(|e| e.note)
+            .collect();
+        if ["f1", "f2"].iter().all(|id| {
+            notes
+                .iter()
+                .any(|n| n.starts_with(&format!("deployment_id={id} FAILED")))
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "DeployFailed events: {notes:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     final_statuses(&client, &ns, &[("back", "d2")], Duration::from_secs(90)).await;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     for (app, id) in [("forward", "d3"), ("back", "d1")] {
