@@ -671,3 +671,169 @@ async fn a_restart_that_finds_thousands_of_unfinished_apps_stays_bounded() {
     drop_namespace(&client, &ns).await;
     let _ = std::fs::remove_file(kubeconfig);
 }
+
+fn kubectl(args: &[&str], input: Option<&str>) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = input {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "kubectl {args:?} failed");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Removes the cluster-scoped throttling objects when dropped.
+struct Throttling(String);
+
+impl Drop for Throttling {
+    fn drop(&mut self) {
+        for kind in [
+            "flowschema",
+            "prioritylevelconfiguration",
+            "clusterrolebinding",
+        ] {
+            let _ = Command::new("kubectl")
+                .args(["delete", "--ignore-not-found", kind, &self.0])
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The API server's count of requests it rejected (429) for a priority level.
+fn rejected(priority_level: &str) -> f64 {
+    kubectl(&["get", "--raw", "/metrics"], None)
+        .lines()
+        .filter(|l| {
+            l.starts_with("apiserver_flowcontrol_rejected_requests_total{")
+                && l.contains(&format!(r#"priority_level="{priority_level}""#))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttling_api_server_slows_deploys_down_but_loses_none() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "throttled").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    // The daemon runs as a ServiceAccount of its own (the test's admin is exempt from API
+    // Priority and Fairness), whose requests go to a priority level with about three seats
+    // that rejects the rest with 429 at once.
+    let name = format!("fiaas-{ns}");
+    let _cleanup = Throttling(name.clone());
+    kubectl(&["create", "serviceaccount", "daemon", "-n", &ns], None);
+    kubectl(
+        &[
+            "create",
+            "clusterrolebinding",
+            &name,
+            "--clusterrole=cluster-admin",
+            &format!("--serviceaccount={ns}:daemon"),
+        ],
+        None,
+    );
+    let throttling = format!(
+        r#"
+apiVersion: flowcontrol.apiserver.k8s.io/v1beta1
+kind: PriorityLevelConfiguration
+metadata: {{name: {name}}}
+spec:
+  type: Limited
+  limited: {{assuredConcurrencyShares: 1, limitResponse: {{type: Reject}}}}
+---
+apiVersion: flowcontrol.apiserver.k8s.io/v1beta1
+kind: FlowSchema
+metadata: {{name: {name}}}
+spec:
+  priorityLevelConfiguration: {{name: {name}}}
+  matchingPrecedence: 50
+  rules:
+  - subjects: [{{kind: ServiceAccount, serviceAccount: {{name: daemon, namespace: {ns}}}}}]
+    resourceRules: [{{verbs: ["*"], apiGroups: ["*"], resources: ["*"], namespaces: ["*"], clusterScope: true}}]
+    nonResourceRules: [{{verbs: ["*"], nonResourceURLs: ["*"]}}]
+"#
+    );
+    kubectl(&["apply", "-f", "-"], Some(&throttling));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let secret = loop {
+        let secret = kubectl(
+            &[
+                "get",
+                "serviceaccount",
+                "daemon",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.secrets[0].name}",
+            ],
+            None,
+        );
+        if !secret.is_empty() {
+            break secret;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no token for the daemon's ServiceAccount"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let token = kubectl(
+        &[
+            "get",
+            "secret",
+            &secret,
+            "-n",
+            &ns,
+            "-o",
+            "jsonpath={.data.token}",
+        ],
+        None,
+    );
+    let token = String::from_utf8(
+        data_encoding::BASE64
+            .decode(token.trim().as_bytes())
+            .unwrap(),
+    )
+    .unwrap();
+    let original = std::fs::read_to_string(test_kubeconfig()).unwrap();
+    let start = original.find("user: {token: ").unwrap() + "user: {token: ".len();
+    let end = start + original[start..].find('}').unwrap();
+    let kubeconfig = std::env::temp_dir().join(format!("kubeconfig-{name}"));
+    std::fs::write(
+        &kubeconfig,
+        format!("{}{token}{}", &original[..start], &original[end..]),
+    )
+    .unwrap();
+
+    let rejected_before = rejected(&name);
+    let mut daemon = Daemon::start(&ns, Some(&kubeconfig), &[]);
+    let apps: Vec<String> = (0..30).map(|i| format!("app-{i}")).collect();
+    for app in &apps {
+        put_application(&client, &ns, app, "1", small()).await;
+    }
+    let took = all_succeed(&client, &ns, &apps, Duration::from_secs(180)).await;
+    let throttled = rejected(&name) - rejected_before;
+    eprintln!(
+        "{} apps deployed through {throttled} rejected (429) requests in {took:?}",
+        apps.len()
+    );
+    assert!(throttled > 0.0, "the API server never throttled the daemon");
+    daemon.assert_alive();
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+    let _ = std::fs::remove_file(kubeconfig);
+}
