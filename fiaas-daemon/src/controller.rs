@@ -175,6 +175,11 @@ impl Controller {
     }
 
     fn perform(&mut self, decisions: Vec<Decision>, reports: &mpsc::UnboundedSender<Report>) {
+        self.perform_each(decisions, reports);
+        crate::metrics::deploy_queue(self.scheduler.running(), self.scheduler.queued());
+    }
+
+    fn perform_each(&mut self, decisions: Vec<Decision>, reports: &mpsc::UnboundedSender<Report>) {
         for decision in decisions {
             match decision {
                 Decision::Start {

@@ -38,6 +38,7 @@ impl Health {
                 },
             );
         }
+        crate::metrics::healthy(name, true);
         Heartbeat {
             health: self.clone(),
             name,
@@ -79,6 +80,7 @@ impl Heartbeat {
             part.last_beat = Instant::now();
             part.stopped = None;
         }
+        crate::metrics::healthy(self.name, true);
     }
 
     /// The part has ended or is failing and will not recover by itself.
@@ -88,6 +90,7 @@ impl Heartbeat {
         {
             part.stopped = Some(reason.into());
         }
+        crate::metrics::healthy(self.name, false);
     }
 }
 

@@ -41,6 +41,9 @@ const WEB_EXCEPTION: &str = "web_request_exception_total";
 const RECONCILE_DURATION: &str = "fiaas_reconcile_duration_seconds";
 const API_ERRORS: &str = "fiaas_api_errors_total";
 const DEPLOY_ERRORS: &str = "fiaas_deploy_errors_total";
+const DEPLOYS_IN_PROGRESS: &str = "fiaas_deploys_in_progress";
+const DEPLOYS_QUEUED: &str = "fiaas_deploys_queued";
+const HEALTHY: &str = "fiaas_healthy";
 
 /// The `page` label values of `web_request_latency`, all exposed from startup as upstream does.
 const WEB_PAGES: [&str; 6] = [
@@ -129,6 +132,21 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
         DEPLOY_ERRORS,
         Kind::Counter,
         "Deploys that failed, by reason",
+    ),
+    (
+        DEPLOYS_IN_PROGRESS,
+        Kind::Gauge,
+        "Deploys started and not finished (waiting for a permit, applying or rolling out)",
+    ),
+    (
+        DEPLOYS_QUEUED,
+        Kind::Gauge,
+        "Deployment ids waiting for their app's running deploy to finish",
+    ),
+    (
+        HEALTHY,
+        Kind::Gauge,
+        "1 while a part of the daemon reports progress, 0 once it reports failing, by part",
     ),
 ];
 
@@ -263,6 +281,17 @@ pub fn api_error(action: &str, kind: &str) {
 /// (`fiaas_deploy_errors_total`).
 pub fn deploy_error(reason: &'static str) {
     counter!(DEPLOY_ERRORS, "reason" => reason).increment(1);
+}
+
+/// How many deploys are in progress and how many wait behind their app's running one.
+pub fn deploy_queue(in_progress: usize, queued: usize) {
+    gauge!(DEPLOYS_IN_PROGRESS).set(in_progress as f64);
+    gauge!(DEPLOYS_QUEUED).set(queued as f64);
+}
+
+/// Whether the daemon's part `part` is healthy (`fiaas_healthy{part}`).
+pub fn healthy(part: &'static str, healthy: bool) {
+    gauge!(HEALTHY, "part" => part).set(if healthy { 1.0 } else { 0.0 });
 }
 
 /// An upsert of `target` met a 409 Conflict and is retried (`fiaas_upsert_conflict_retry_total`).

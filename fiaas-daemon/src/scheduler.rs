@@ -139,6 +139,11 @@ impl Scheduler {
         self.running.len()
     }
 
+    /// How many Application versions wait for their app's running deploy.
+    pub fn queued(&self) -> usize {
+        self.pending.len()
+    }
+
     /// An Application was listed (`listed`) or changed live.
     pub fn applied(&mut self, view: ApplicationView, listed: bool) -> Vec<Decision> {
         if let Some(version) = &view.resource_version {

@@ -382,6 +382,26 @@ async fn the_daemon_deploys_updates_fails_and_cleans_up_like_upstream() {
     )
     .await;
     assert_eq!(http_get(daemon.port, "/healthz").map(|(c, _)| c), Some(200));
+    // After real deploys, the families the monitoring kit (deploy/monitoring/) relies on carry
+    // samples on the running daemon's metrics page.
+    let (code, page) = http_get(daemon.port, "/metrics").expect("the metrics page");
+    assert_eq!(code, 200);
+    for sample in [
+        "deployer_success_total{",
+        "deployer_errors_total{",
+        "fiaas_deploy_errors_total{reason=\"invalid_spec\"}",
+        "fiaas_reconcile_duration_seconds_bucket{",
+        "deployer_time_to_deploy_bucket{",
+        "fiaas_deploys_in_progress ",
+        "fiaas_deploys_queued ",
+        "fiaas_healthy{part=\"CrdWatcher\"} 1",
+        "process_resident_memory_bytes ",
+    ] {
+        assert!(
+            page.lines().any(|line| line.starts_with(sample)),
+            "no {sample} sample on /metrics"
+        );
+    }
 
     // A new deployment id supersedes one still rolling out (nobody makes its pods ready).
     create_application(
