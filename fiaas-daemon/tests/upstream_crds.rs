@@ -4,75 +4,16 @@
 //! `tests/fixtures/upstream_crds/`), the real daemon binary writes every ApplicationStatus and
 //! the inline status with the upstream's fields.
 //!
-//! A test binary of its own: it replaces the cluster's CRDs for a while, and cargo runs test
-//! binaries one after the other. The project's CRDs are put back when it ends, even by a panic.
+//! A test binary of its own: it replaces the cluster's CRDs for a while
+//! (`tests/upstream_crds.rs`), and cargo runs test binaries one after the other.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
-use fiaas_tests::{drop_namespace, keep_pods_ready, load_yaml, test_cluster, test_namespace};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::json;
-
-/// Puts the project's CRDs back when dropped.
-struct RestoreCrds;
-
-impl Drop for RestoreCrds {
-    fn drop(&mut self) {
-        // The test's runtime is blocked by this drop: restore with a runtime of its own.
-        let restored = std::thread::spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime to restore the CRDs")
-                .block_on(async {
-                    let client = Client::try_default().await.expect("the test cluster");
-                    fiaas_k8s::ensure_crds(&client)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
-        })
-        .join();
-        assert!(
-            matches!(restored, Ok(Ok(()))),
-            "could not restore the project's CRDs: {restored:?}"
-        );
-    }
-}
-
-async fn install_upstream_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for file in ["applications-v1.yaml", "application-statuses-v1.yaml"] {
-        let upstream: CustomResourceDefinition =
-            serde_json::from_value(load_yaml(&format!("upstream_crds/{file}"))).unwrap();
-        let name = upstream.metadata.name.clone().unwrap();
-        let mut current = api.get(&name).await.unwrap();
-        // A whole replacement, as the upstream daemon writes its CRDs: no field of the
-        // project's definition (such as status.conditions) survives.
-        current.spec = upstream.spec;
-        api.replace(&name, &PostParams::default(), &current)
-            .await
-            .unwrap_or_else(|e| panic!("install the upstream {name}: {e}"));
-    }
-    let applications = api.get("applications.fiaas.schibsted.io").await.unwrap();
-    let status_schema = &applications.spec.versions[0]
-        .schema
-        .as_ref()
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .and_then(|s| s.properties.as_ref())
-        .and_then(|p| p.get("status"))
-        .and_then(|s| s.properties.clone())
-        .unwrap();
-    assert!(
-        !status_schema.contains_key("conditions"),
-        "the upstream's schema is installed"
-    );
-    // The API server serves a new schema a moment after it is stored.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-}
 
 struct Daemon(Child);
 
@@ -88,8 +29,7 @@ async fn the_upstreams_crds_get_every_status_written() {
     let Some(client) = test_cluster().await else {
         return;
     };
-    let _restore = RestoreCrds;
-    install_upstream_crds(&client).await;
+    let _restore = fiaas_tests::upstream_crds::install(&client).await;
     let ns = test_namespace(&client, "upstream-crds").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -1,0 +1,61 @@
+//! The bootstrapper on a cluster that keeps the upstream's CRDs (no `status.conditions`): it
+//! never touches CRDs, so it must write every ApplicationStatus and the inline status with the
+//! upstream's fields. A test binary of its own, since it swaps the cluster's CRDs for a while
+//! (`tests/upstream_crds.rs`).
+
+use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::json;
+
+#[tokio::test]
+async fn the_bootstrapper_writes_every_status_against_the_upstreams_crds() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let _restore = fiaas_tests::upstream_crds::install(&client).await;
+    let ns = test_namespace(&client, "bootstrap-upstream-crds").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    );
+    let apps = ["boot-a", "boot-b"];
+    for app in apps {
+        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+            "metadata": {"name": app, "labels": {"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"}},
+            "spec": {"application": app, "image": "example/app:1",
+                     "config": {"version": 3, "replicas": {"minimum": 1, "maximum": 1}}}});
+        applications
+            .patch(
+                app,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap();
+    }
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon-bootstrap"))
+        .args(["--enable-crd-support", "--use-apiextensionsv1-crd"])
+        .args(["--include-status-in-app", "--use-networkingv1-ingress"])
+        .env("NAMESPACE", &ns)
+        .output()
+        .await
+        .expect("run the bootstrapper");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
+    for app in apps {
+        let status = statuses.get(&status_name(app, "1")).await.unwrap();
+        assert_eq!(status.result, "SUCCESS", "{app}");
+        let inline = applications.get(app).await.unwrap().data["status"].clone();
+        assert_eq!(inline["result"], "SUCCESS", "{app}: {inline}");
+        assert!(inline.get("conditions").is_none(), "{app}: {inline}");
+    }
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
