@@ -194,10 +194,9 @@ impl Controller {
                     let reports = reports.clone();
                     let task = tokio::spawn(async move {
                         let run = deployer.run(view.clone(), cancel_rx, check, attempt);
-                        let finished = match AssertUnwindSafe(run).catch_unwind().await {
+                        let finished = match unless_panicked(run).await {
                             Ok(finished) => finished,
-                            Err(panic) => {
-                                let message = panic_message(panic.as_ref());
+                            Err(message) => {
                                 tracing::error!("The deploy of {} panicked: {message}", view.app);
                                 deployer
                                     .record_failure(&view, DeployError::Panicked(message))
@@ -261,11 +260,40 @@ impl Controller {
     }
 }
 
-/// The text a panic was raised with.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
+/// Run `deploy`, turning a panic inside it into the panic's message: a defect met by one deploy
+/// must fail that deploy, not leave its app marked as running forever.
+async fn unless_panicked<T>(deploy: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(deploy)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".to_owned())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_deploy_becomes_its_message() {
+        let overflow = async {
+            let delay: i32 = std::hint::black_box(i32::MAX);
+            delay.checked_mul(2).expect("the rollout timeout overflows")
+        };
+        assert_eq!(
+            unless_panicked(overflow).await,
+            Err("the rollout timeout overflows".to_owned())
+        );
+        let formatted = async { panic!("deploy {} failed", 7) };
+        assert_eq!(
+            unless_panicked(formatted).await,
+            Err::<(), _>("deploy 7 failed".to_owned())
+        );
+        assert_eq!(unless_panicked(async { 5 }).await, Ok(5));
+    }
 }
