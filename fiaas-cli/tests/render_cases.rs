@@ -66,7 +66,14 @@ fn run(case: &Path) -> Result<(), Failed> {
         .into_iter()
         .filter(|a| a != "--")
         .collect();
+    // diffcheck.py runs from the repository's root, where paths in `args` (`-c FILE`) start.
+    let root = fixtures_dir()
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or("tests/fixtures has no repository root")?;
     let output = Command::new(env!("CARGO_BIN_EXE_fiaas"))
+        .current_dir(root)
         .arg("render")
         .arg(case.join("app.yml"))
         .args(&args)

@@ -39,7 +39,7 @@ pub use defaults::{V2_DEFAULTS_YAML, V3_DEFAULTS_YAML};
 pub use error::{SpecError, Violation};
 pub use model::*;
 pub use schema::V3_SCHEMA_JSON;
-pub use yaml::{MAX_DOCUMENT_BYTES, to_string as to_yaml};
+pub use yaml::{MAX_DOCUMENT_BYTES, parse_pyyaml, to_string as to_yaml};
 
 /// The fiaas.yml format versions fiaas reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

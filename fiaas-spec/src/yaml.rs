@@ -55,14 +55,29 @@ pub fn parse(text: &str) -> Result<Value, SpecError> {
 
 /// [`parse`] without the fast path for plain block documents.
 pub(crate) fn parse_full(text: &str) -> Result<Value, SpecError> {
-    read(text, options())
+    read(text, options(), false)
 }
 
-/// `text` read with `options` as PyYAML reads it.
-fn read(text: &str, options: serde_saphyr::Options) -> Result<Value, SpecError> {
+/// Parse one YAML document as PyYAML's `safe_load` reads it, YAML 1.1 booleans included
+/// wherever they are, within the same limits as [`parse_document`](crate::parse_document): for
+/// the files other than fiaas.yml that upstream read with PyYAML, such as the cluster
+/// configuration file.
+pub fn parse_pyyaml(text: &str) -> Result<Value, SpecError> {
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(SpecError::TooLarge {
+            size: text.len(),
+            limit: MAX_DOCUMENT_BYTES,
+        });
+    }
+    read(text, options(), true)
+}
+
+/// `text` read with `options` as PyYAML reads it; with `booleans`, a plain YAML 1.1 boolean
+/// word is a boolean anywhere.
+fn read(text: &str, options: serde_saphyr::Options, booleans: bool) -> Result<Value, SpecError> {
     serde_saphyr::from_str_with_options::<Tree>(text, options)
         .map_err(|e| SpecError::Yaml(first_line(&e.to_string())))?
-        .into_value(text)
+        .into_value(text, booleans)
 }
 
 /// A document as the YAML parser reads it, each scalar with the byte offset where it is defined,
@@ -88,16 +103,16 @@ impl Tree {
         }
     }
 
-    fn into_value(self, text: &str) -> Result<Value, SpecError> {
+    fn into_value(self, text: &str, booleans: bool) -> Result<Value, SpecError> {
         Ok(match self {
             Tree::Scalar(value, offset) => offset
                 .and_then(|offset| text.get(offset..))
-                .and_then(|source| yaml11_reading(&value, source))
+                .and_then(|source| yaml11_reading(&value, source, booleans))
                 .unwrap_or(value),
             Tree::Seq(items) => Value::Array(
                 items
                     .into_iter()
-                    .map(|t| t.into_value(text))
+                    .map(|t| t.into_value(text, booleans))
                     .collect::<Result<_, _>>()?,
             ),
             Tree::Map(entries) => {
@@ -107,7 +122,7 @@ impl Tree {
                 let mut merged = Vec::new();
                 let mut own = Map::with_capacity(entries.len());
                 for (key, tree) in entries {
-                    let value = tree.into_value(text)?;
+                    let value = tree.into_value(text, booleans)?;
                     if key != "<<" {
                         own.insert(key, value);
                         continue;
@@ -143,9 +158,10 @@ impl Tree {
 
 /// What PyYAML reads from the scalar `value` was parsed from, when it differs: `source` is the
 /// document from the scalar on. Only a plain scalar made of the characters of numbers can
-/// differ; booleans and nulls are read alike (YAML 1.1 booleans where fiaas expects a boolean
-/// are read by [`read_plain_booleans`]).
-fn yaml11_reading(value: &Value, source: &str) -> Option<Value> {
+/// differ, and, with `booleans`, a YAML 1.1 boolean word; nulls are read alike. (In a
+/// fiaas.yml, YAML 1.1 booleans are booleans only where fiaas expects one, see
+/// [`read_plain_booleans`].)
+fn yaml11_reading(value: &Value, source: &str, booleans: bool) -> Option<Value> {
     if !matches!(value, Value::Number(_) | Value::String(_)) {
         return None;
     }
@@ -160,6 +176,9 @@ fn yaml11_reading(value: &Value, source: &str) -> Option<Value> {
     };
     if !whole_scalar {
         return None;
+    }
+    if booleans && let Some(b) = yaml11_bool(plain) {
+        return Some(Value::Bool(b));
     }
     Some(match crate::python::yaml11_number(plain) {
         None => Value::String(plain.to_owned()),
@@ -304,7 +323,7 @@ pub(crate) fn read_plain_booleans(
     }
     // Rare: read the text again with YAML 1.1 booleans, which turns only the plain words into
     // booleans. Same text, same limits, so it parses again.
-    let Ok(yaml11) = read(text, options_with(false)) else {
+    let Ok(yaml11) = read(text, options_with(false), false) else {
         return;
     };
     let (Some(yaml11), Some(config)) = (at(&yaml11, within), at_mut(document, within)) else {
@@ -400,6 +419,16 @@ mod tests {
         assert_eq!(keys, ["k", "n", "m"]);
         assert_eq!(document["own"], serde_json::json!({"k": 9, "m": 1}));
         assert!(parse("a: {<<: 5}").is_err());
+    }
+
+    #[test]
+    fn parse_pyyaml_reads_yaml_1_1_booleans_everywhere() {
+        // Expectations printed by PyYAML's safe_load.
+        let document = parse_pyyaml("a: [yes, Off, y, n, 'yes', TRUE, tRue, 1:30]\n").unwrap();
+        assert_eq!(
+            document["a"],
+            serde_json::json!([true, false, "y", "n", "yes", true, "tRue", 90])
+        );
     }
 
     #[test]

@@ -1329,13 +1329,10 @@ impl FlagSpecs {
         })?;
         let text = String::from_utf8(bytes)
             .map_err(|e| bad_file(format!("Couldn't parse config file: {e}")))?;
-        // PyYAML reads YAML 1.1: `0755` is octal and a repeated key keeps the last value.
-        let options = serde_saphyr::options! {
-            legacy_octal_numbers: true,
-            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
-            with_snippet: false,
-        };
-        let document: Value = serde_saphyr::from_str_with_options(&text, options)
+        // ConfigArgParse reads the file with PyYAML's `safe_load` (YAML 1.1: `yes` is a boolean,
+        // `y` text, `1:30` is 90, `0755` octal, a repeated key keeps the last value) and passes
+        // on `str()` of each value.
+        let document = fiaas_spec::parse_pyyaml(&text)
             .map_err(|e| bad_file(format!("Couldn't parse config file: {e}")))?;
         let Value::Object(entries) = document else {
             return Err(bad_file(format!(
@@ -2076,12 +2073,35 @@ mod tests {
             c.usage_reporting_team.as_deref(),
             Some("{'a': [1, \"it's\"]}")
         );
+        // PyYAML's floats need a dot and a signed exponent: `2.0e20` and `1e-5` are text.
         assert_eq!(
             c.list_of_roles,
-            strings(&["1", "True", "None", "2e+20", "x"])
+            strings(&["1", "True", "None", "2.0e20", "x"])
         );
         assert_eq!(c.usage_reporting_tenant.as_deref(), Some("493"));
-        assert_eq!(c.api_server, "1e-05");
+        assert_eq!(c.api_server, "1e-5");
+    }
+
+    #[test]
+    fn file_scalars_are_read_as_pyyaml_reads_them() {
+        // Expectations printed by `str()` of PyYAML's safe_load of the same text.
+        let c = parse_file(
+            "environment: y\ndatadog-container-memory: 1:30\nusage-reporting-tenant: 0o755\n\
+             list-of-roles: [yes, on, n, .inf, 1e3, 1_000, 010, Off, \"yes\", -.inf, 1:30.5]\n\
+             proxy: 1.5e+3\nusage-reporting-team: NO\n",
+        )
+        .unwrap();
+        assert_eq!(c.environment, "y");
+        assert_eq!(c.datadog_container_memory, "90");
+        assert_eq!(c.usage_reporting_tenant.as_deref(), Some("0o755"));
+        assert_eq!(
+            c.list_of_roles,
+            strings(&[
+                "True", "True", "n", "inf", "1e3", "1000", "8", "False", "yes", "-inf", "90.5"
+            ])
+        );
+        assert_eq!(c.proxy.as_deref(), Some("1500.0"));
+        assert_eq!(c.usage_reporting_team.as_deref(), Some("False"));
     }
 
     #[test]
