@@ -19,7 +19,6 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, Command};
 use fiaas_spec::python;
 use indexmap::IndexMap;
-use regex::Regex;
 use serde_json::Value;
 
 /// Where the daemon's Helm chart mounts `cluster_config.yaml`; binaries pass it to
@@ -172,25 +171,29 @@ impl fmt::Display for IntOrStr {
 /// semantics.
 #[derive(Clone, Debug)]
 pub struct HostRewriteRule {
-    regex: Regex,
+    regex: fancy_regex::Regex,
+    /// The pattern as given, kept for equality.
+    pattern: String,
     /// The replacement as given, kept for equality.
     template: String,
-    /// The replacement in regex-crate syntax, for [`regex::Captures::expand`].
+    /// The replacement in `$` syntax, for [`fancy_regex::Expander`].
     replacement: String,
 }
 
 impl PartialEq for HostRewriteRule {
     fn eq(&self, other: &Self) -> bool {
-        self.regex.as_str() == other.regex.as_str() && self.template == other.template
+        self.pattern == other.pattern && self.template == other.template
     }
 }
 
 impl Eq for HostRewriteRule {}
 
 impl HostRewriteRule {
-    /// Parses `pattern=replacement` (exactly one `=`). The replacement uses Python syntax
-    /// (`\1`, `\g<1>`, `\g<name>`; `$` is literal) and is checked against the pattern now,
-    /// whereas upstream would only fail when a host first matches.
+    /// Parses `pattern=replacement` (exactly one `=`). The pattern is a Python `re` pattern
+    /// (lookaround, backreferences, inline flags; see [`python_re`](crate::python_re) for what
+    /// is translated and what is refused). The replacement uses Python syntax (`\1`, `\g<1>`,
+    /// `\g<name>`; `$` is literal) and is checked against the pattern now, whereas upstream
+    /// would only fail when a host first matches.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidValue {
             flag: "--host-rewrite-rule".to_string(),
@@ -204,23 +207,32 @@ impl HostRewriteRule {
                 "expected PATTERN=REPLACEMENT with exactly one '='".to_string(),
             ));
         };
-        let regex =
-            Regex::new(pattern).map_err(|e| invalid(format!("invalid regular expression: {e}")))?;
+        let bad_pattern = |reason: String| ConfigError::InvalidPattern {
+            value: s.to_string(),
+            reason,
+        };
+        let translated =
+            crate::python_re::translate(pattern).map_err(|e| bad_pattern(e.to_string()))?;
+        let regex = fancy_regex::Regex::new(&translated)
+            .map_err(|e| bad_pattern(format!("invalid regular expression: {e}")))?;
         let replacement = python_template_to_regex(template, &regex)
             .map_err(|e| invalid(format!("invalid replacement: {e}")))?;
         Ok(HostRewriteRule {
             regex,
+            pattern: pattern.to_string(),
             template: template.to_string(),
             replacement,
         })
     }
 
     /// `Some(rewritten host)` when the pattern matches at the start of `host` (Python
-    /// `re.match`); the rewrite then replaces every match in `host` (Python `re.sub`).
+    /// `re.match`); the rewrite then replaces every match in `host` (Python `re.sub`). A
+    /// pattern that backtracks past `fancy-regex`'s limit counts as not matching.
     pub fn apply(&self, host: &str) -> Option<String> {
-        if self.regex.find(host)?.start() != 0 {
+        if self.regex.find(host).ok()??.start() != 0 {
             return None;
         }
+        let expander = fancy_regex::Expander::default();
         let mut out = String::with_capacity(host.len());
         let mut copied = 0;
         let mut pos = 0;
@@ -228,20 +240,20 @@ impl HostRewriteRule {
         // another empty one; the regex crate's own iterator differs, so iterate by hand.
         let mut after_empty = false;
         while pos <= host.len() {
-            let Some(caps) = self.regex.captures_at(host, pos) else {
+            let Ok(Some(caps)) = self.regex.captures_from_pos(host, pos) else {
                 break;
             };
             let whole = caps.get(0).expect("group 0 always participates");
-            if after_empty && whole.is_empty() && whole.start() == pos {
+            if after_empty && whole.start() == whole.end() && whole.start() == pos {
                 pos += host[pos..].chars().next().map_or(1, char::len_utf8);
                 after_empty = false;
                 continue;
             }
             out.push_str(&host[copied..whole.start()]);
-            caps.expand(&self.replacement, &mut out);
+            expander.append_expansion(&mut out, &self.replacement, &caps);
             copied = whole.end();
             pos = whole.end();
-            after_empty = whole.is_empty();
+            after_empty = whole.start() == whole.end();
         }
         out.push_str(&host[copied..]);
         Some(out)
@@ -250,7 +262,7 @@ impl HostRewriteRule {
 
 /// Converts a Python `re.sub` replacement template into regex-crate expansion syntax,
 /// rejecting what Python's `re._parser.parse_template` (3.12) rejects.
-fn python_template_to_regex(template: &str, regex: &Regex) -> Result<String, String> {
+fn python_template_to_regex(template: &str, regex: &fancy_regex::Regex) -> Result<String, String> {
     let groups = regex.captures_len() - 1;
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
@@ -350,7 +362,7 @@ fn python_template_to_regex(template: &str, regex: &Regex) -> Result<String, Str
     Ok(out)
 }
 
-/// Appends `c` so that [`regex::Captures::expand`] reproduces it literally.
+/// Appends `c` so that [`fancy_regex::Expander`] reproduces it literally.
 fn push_literal(out: &mut String, c: char) {
     if c == '$' {
         out.push('$');
@@ -407,6 +419,15 @@ pub enum ConfigError {
     /// An `--ingress-host-pair` without `=`.
     #[error("Invalid host pair: {0}, format should be host1=host2")]
     InvalidHostPair(String),
+    /// A `--host-rewrite-rule` pattern that Python's `re` refuses (upstream's `re.compile`
+    /// raises past argparse: a traceback), or that fiaas cannot match as Python does.
+    #[error("--host-rewrite-rule: invalid value '{value}': {reason}")]
+    InvalidPattern {
+        /// The rule as given.
+        value: String,
+        /// What is wrong, naming the construct.
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -415,7 +436,9 @@ impl ConfigError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConfigError::CommandLine(e) => e.exit_code(),
-            ConfigError::ReadFile { .. } | ConfigError::InvalidHostPair(_) => 1,
+            ConfigError::ReadFile { .. }
+            | ConfigError::InvalidHostPair(_)
+            | ConfigError::InvalidPattern { .. } => 1,
             ConfigError::FileNotFound(_)
             | ConfigError::ConfigFile { .. }
             | ConfigError::InvalidValue { .. } => 2,
@@ -2354,7 +2377,6 @@ mod tests {
         for (text, reason) in [
             ("nothing", "exactly one '='"),
             ("a=b=c", "exactly one '='"),
-            ("(a=b", "invalid regular expression"),
             (r"(a)=\2", "invalid group reference 2"),
             (r"(a)=\g<nope>", "unknown group name 'nope'"),
             (r"(a)=\g<1", "missing >"),
@@ -2370,6 +2392,27 @@ mod tests {
             );
             assert!(message.contains(reason), "{text}: {message}");
             assert_eq!(err.exit_code(), 2);
+        }
+        // Upstream's re.compile raises past argparse: a traceback, exit status 1.
+        for (text, reason) in [
+            ("(a=b", "invalid regular expression"),
+            (
+                "a(?i)b=x",
+                "global flags not at the start of the expression",
+            ),
+            (
+                r"(?a:\w)=x",
+                "unsupported regular expression construct (?a:",
+            ),
+        ] {
+            let err = HostRewriteRule::parse(text).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("--host-rewrite-rule: invalid value '{text}'")),
+                "{message}"
+            );
+            assert!(message.contains(reason), "{text}: {message}");
+            assert_eq!(err.exit_code(), 1);
         }
         let err = parse(&["--host-rewrite-rule", "a=b=c"]).unwrap_err();
         assert!(err.to_string().starts_with("--host-rewrite-rule: "));
