@@ -20,12 +20,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Check fiaas.yml files; every problem of every file is printed to stderr, and a warning for
-    /// each value that is accepted although it is not what the schema asks (a text where a
-    /// boolean belongs).
+    /// each value that is accepted, because the Python daemon deploys it, although it is not
+    /// what the schema asks (a text where a boolean belongs, a port `protocol: TCP`).
     Validate {
         /// fiaas.yml files (version 2 or 3).
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Reject the files with warnings too.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print a fiaas.yml in version 3 form (a v2 file is migrated, a v3 file printed as is).
     Migrate {
@@ -106,19 +109,19 @@ fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
 
-fn validate(files: &[PathBuf]) -> ExitCode {
+fn validate(files: &[PathBuf], strict: bool) -> ExitCode {
     let mut ok = true;
+    let kind = if strict { "error" } else { "warning" };
     for file in files {
         let result = read(file).and_then(|text| {
             fiaas_spec::validate(&text)?;
-            Ok(fiaas_spec::boolean_warnings(&fiaas_spec::parse_document(
-                &text,
-            )?))
+            Ok(fiaas_spec::warnings(&fiaas_spec::parse_document(&text)?))
         });
         match result {
             Ok(warnings) => {
+                ok &= !strict || warnings.is_empty();
                 for warning in warnings {
-                    eprintln!("{}: warning: {warning}", file.display());
+                    eprintln!("{}: {kind}: {warning}", file.display());
                 }
             }
             Err(e) => {
@@ -266,7 +269,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Validate { files } => return validate(&files),
+        Command::Validate { files, strict } => return validate(&files, strict),
         Command::Migrate {
             file,
             strip_defaults,

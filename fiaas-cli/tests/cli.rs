@@ -98,6 +98,83 @@ fn validate_warns_about_the_non_booleans_it_accepts() {
 }
 
 #[test]
+fn validate_warns_about_what_upstream_deploys_and_strict_rejects_it() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "lenient-port-protocol-upper-tcp",
+            "ports[0].protocol: 'TCP' is neither 'http' nor 'tcp'",
+        ),
+        (
+            "lenient-probe-zero-timeout-and-success",
+            "healthchecks.liveness.timeout_seconds: 0 is passed on",
+        ),
+        (
+            "lenient-cpu-threshold-zero-no-hpa",
+            "replicas.cpu_threshold_percentage: 0 is less than 1",
+        ),
+        (
+            "lenient-strongbox-groups-string",
+            "extensions.strongbox.groups: 'abc' is not a list; read as the groups ['a', 'b', 'c']",
+        ),
+        (
+            "lenient-prometheus-port-true",
+            "metrics.prometheus.port: True is not a port name or number; read as 1",
+        ),
+        (
+            "lenient-prometheus-port-float",
+            "metrics.prometheus.port: 9100.9 is not a port name or number; read as 9100",
+        ),
+        (
+            "lenient-secret-parameter-null",
+            "extensions.secrets.parameter-store.parameters.A: null",
+        ),
+    ];
+    for (case, message) in cases {
+        let file = path(&format!("render/{case}/app.yml"));
+        let output = fiaas(&["validate", &file]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("warning: {message}")),
+            "{case}: {stderr}"
+        );
+        let output = fiaas(&["validate", "--strict", &file]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: {message}")),
+            "{case}: {stderr}"
+        );
+    }
+    let output = fiaas(&[
+        "validate",
+        "--strict",
+        &path("specs/v3/data/examples/v3minimal.yml"),
+    ]);
+    assert!(output.status.success());
+}
+
+#[test]
+fn validate_still_rejects_an_autoscaler_without_a_cpu_threshold() {
+    let dir = std::env::temp_dir().join(format!("fiaas-cli-hpa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("fiaas.yml");
+    std::fs::write(
+        &file,
+        "version: 3\nreplicas: {minimum: 2, maximum: 4, cpu_threshold_percentage: 0}\n",
+    )
+    .expect("temp file");
+    let output = fiaas(&["validate", &file.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("replicas.cpu_threshold_percentage"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn migrate_equals_the_upstream_transformations_in_both_modes() {
     for expected_file in yaml_files("specs/v2/data/transformations") {
         let strip = expected_file.contains("strip_defaults");

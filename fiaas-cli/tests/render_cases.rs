@@ -25,9 +25,17 @@ fn cases(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The documents of the oracle's output, read as PyYAML, which wrote them, reads them (a plain
+/// `0o755` is text, `.inf` a float).
+fn pyyaml_documents(text: &str) -> Result<Vec<Value>, String> {
+    text.split("\n---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| fiaas_spec::parse_document(d).map_err(|e| e.to_string()))
+        .collect()
+}
+
 /// Objects keyed like the upstream's diff tool: kind and name, or roleRef for generated names.
-fn keyed(text: &str) -> Result<BTreeMap<String, Value>, String> {
-    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
+fn keyed(documents: Vec<Value>) -> Result<BTreeMap<String, Value>, String> {
     let mut out = BTreeMap::new();
     for mut doc in documents.into_iter().filter(|d| !d.is_null()) {
         let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
@@ -58,7 +66,14 @@ fn run(case: &Path) -> Result<(), Failed> {
         .into_iter()
         .filter(|a| a != "--")
         .collect();
+    // diffcheck.py runs from the repository's root, where paths in `args` (`-c FILE`) start.
+    let root = fixtures_dir()
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or("tests/fixtures has no repository root")?;
     let output = Command::new(env!("CARGO_BIN_EXE_fiaas"))
+        .current_dir(root)
         .arg("render")
         .arg(case.join("app.yml"))
         .args(&args)
@@ -78,8 +93,11 @@ fn run(case: &Path) -> Result<(), Failed> {
     if !output.status.success() {
         return Err(format!("exit {:?}: {stderr}", output.status).into());
     }
-    let expected = keyed(&std::fs::read_to_string(case.join("expected.yml"))?)?;
-    let actual = keyed(&stdout)?;
+    let expected = keyed(pyyaml_documents(&std::fs::read_to_string(
+        case.join("expected.yml"),
+    )?)?)?;
+    // What fiaas writes is read as Kubernetes reads it: YAML 1.2.
+    let actual = keyed(serde_saphyr::from_multiple(&stdout).map_err(|e| e.to_string())?)?;
     for key in expected.keys().chain(actual.keys()) {
         match (expected.get(key), actual.get(key)) {
             (Some(e), Some(a)) => {

@@ -257,7 +257,7 @@ mod tests {
 
     /// What the full parser reads.
     fn full(text: &str) -> Option<Value> {
-        serde_saphyr::from_str_with_options::<Value>(text, crate::yaml::options()).ok()
+        crate::yaml::parse_full(text).ok()
     }
 
     /// The block reader either gives up or reads what the full parser reads.

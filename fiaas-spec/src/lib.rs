@@ -39,7 +39,7 @@ pub use defaults::{V2_DEFAULTS_YAML, V3_DEFAULTS_YAML};
 pub use error::{SpecError, Violation};
 pub use model::*;
 pub use schema::V3_SCHEMA_JSON;
-pub use yaml::{MAX_DOCUMENT_BYTES, to_string as to_yaml};
+pub use yaml::{MAX_DOCUMENT_BYTES, parse_pyyaml, to_string as to_yaml};
 
 /// The fiaas.yml format versions fiaas reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,14 +143,18 @@ pub fn validate(text: &str) -> Result<(), SpecError> {
     load(text, &facts).map(|_| ())
 }
 
-/// Values a v3 document has where its format expects a boolean but which are not booleans
-/// (`singleton: "false"`, `secrets_in_environment: 0`), each with how it is read.
+/// Values of a v3 document that its schema refuses but the Python daemon reads and deploys, each
+/// with how it is read: non-booleans where a boolean belongs (`singleton: "false"`), a port
+/// `protocol: TCP`, a probe's `timeout_seconds: 0`, `cpu_threshold_percentage: 0` without an
+/// autoscaler, `metrics.prometheus.port: true`, a text `extensions.strongbox.groups`, a null
+/// secret parameter.
 ///
-/// They are accepted, as upstream accepts them, but [`schema_violations`] reports them: worth a
-/// warning. Empty for other versions.
-pub fn boolean_warnings(document: &Value) -> Vec<Violation> {
+/// They are accepted, so that what upstream deployed still deploys, but [`schema_violations`]
+/// reports them: worth a warning (`fiaas validate` prints them, `--strict` rejects them). Empty
+/// for other versions.
+pub fn warnings(document: &Value) -> Vec<Violation> {
     match version_of(document) {
-        Ok(Version::V3) => v3::boolean_warnings(document),
+        Ok(Version::V3) => v3::warnings(document),
         _ => Vec::new(),
     }
 }
@@ -285,7 +289,7 @@ mod tests {
         // The hook still gets the values as written.
         assert_eq!(spec.app_config["replicas"]["singleton"], "false");
 
-        let warned: Vec<String> = boolean_warnings(&spec.app_config)
+        let warned: Vec<String> = warnings(&spec.app_config)
             .into_iter()
             .map(|w| w.to_string())
             .collect();
@@ -309,6 +313,71 @@ mod tests {
         assert!(!spec.prometheus.enabled);
         assert_eq!(spec.ingress_tls.enabled, None);
         assert_eq!(app("version: 3").prometheus.scrape, "true");
+    }
+
+    #[test]
+    fn what_upstream_deploys_is_read_as_upstream_reads_it_with_a_warning() {
+        let text = "version: 3\nports: [{protocol: TCP, name: db}, {protocol: udp, name: d}]\n\
+                    healthchecks: {liveness: {tcp: {port: db}, timeout_seconds: 0, \
+                    success_threshold: 0}}\n\
+                    replicas: {minimum: 1, maximum: 1, cpu_threshold_percentage: 0}\n\
+                    metrics: {prometheus: {port: 9100.9}}\n\
+                    extensions: {strongbox: {iam_role: r, groups: ab}, \
+                    secrets: {s: {parameters: {A: null, B: x}, annotations: {}}}}\n";
+        let spec = app(text);
+        assert_eq!(spec.ports[0].protocol, Protocol::Other("TCP".into()));
+        assert_eq!(spec.ports[1].protocol, Protocol::Other("udp".into()));
+        assert_eq!(spec.health_checks.liveness.timeout_seconds, 0);
+        assert_eq!(spec.health_checks.readiness.success_threshold, 0);
+        assert_eq!(spec.autoscaler.cpu_threshold_percentage, 0);
+        assert_eq!(spec.prometheus.port, PortRef::Number(9100));
+        assert_eq!(spec.strongbox.groups, Some(vec!["a".into(), "b".into()]));
+        assert_eq!(
+            spec.secrets[0].parameters,
+            [("A".into(), None), ("B".into(), Some("x".into()))]
+        );
+        let document = parse_document(text).unwrap();
+        let warned: Vec<String> = warnings(&document).into_iter().map(|w| w.path).collect();
+        let refused: Vec<String> = schema_violations(&document)
+            .into_iter()
+            .map(|v| v.path)
+            .collect();
+        for path in &refused {
+            assert!(warned.contains(path), "{path} refused without a warning");
+        }
+        assert_eq!(
+            warned,
+            [
+                "ports[0].protocol",
+                "ports[1].protocol",
+                "healthchecks.liveness.timeout_seconds",
+                "healthchecks.liveness.success_threshold",
+                "replicas.cpu_threshold_percentage",
+                "metrics.prometheus.port",
+                "extensions.strongbox.groups",
+                "extensions.secrets.s.parameters.A",
+            ]
+        );
+        assert_eq!(
+            app("version: 3\nmetrics: {prometheus: {port: true}}")
+                .prometheus
+                .port,
+            PortRef::Number(1)
+        );
+    }
+
+    #[test]
+    fn what_upstream_fails_on_is_still_rejected() {
+        // An autoscaler aiming at 0% is refused by the API server.
+        let found = violations("version: 3\nreplicas: {cpu_threshold_percentage: 0}\n");
+        assert_eq!(found[0].path, "replicas.cpu_threshold_percentage");
+        // A lone port of another protocol gets no health check; upstream fails on it.
+        let found = violations("version: 3\nports: [{protocol: TCP}]\n");
+        assert_eq!(found[0].path, "healthchecks.liveness");
+        let found = violations(
+            "version: 3\nextensions: {secrets: {s: {parameters: {A: 1}, annotations: {}}}}\n",
+        );
+        assert_eq!(found[0].path, "extensions.secrets.s.parameters.A");
     }
 
     #[test]

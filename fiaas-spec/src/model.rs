@@ -269,6 +269,10 @@ pub enum Protocol {
     Http,
     /// TCP.
     Tcp,
+    /// Any other text (`TCP`, `udp`): upstream compares case-sensitively, so such a port is
+    /// neither, and gets no ingress, no default health check and no `fiaas/tcp_port_names`.
+    #[serde(untagged)]
+    Other(String),
 }
 
 /// One port.
@@ -408,8 +412,9 @@ pub struct SecretsSpec {
     /// Registered init-container type.
     #[serde(rename = "type")]
     pub secret_type: String,
-    /// Environment of the init container, in document order.
-    pub parameters: Vec<(String, String)>,
+    /// Environment of the init container, in document order; a null parameter is a variable
+    /// without a value, as upstream sends it.
+    pub parameters: Vec<(String, Option<String>)>,
     /// Pod annotations.
     pub annotations: BTreeMap<String, String>,
 }

@@ -325,6 +325,142 @@ pub fn int(text: &str) -> Option<i64> {
     i64::try_from(if negative { -magnitude } else { magnitude }).ok()
 }
 
+/// A number PyYAML reads from a plain scalar.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Yaml11Number {
+    /// `int`.
+    Int(i128),
+    /// `float`, possibly `inf` or `nan`.
+    Float(f64),
+}
+
+/// The number PyYAML's `safe_load` reads from a plain (unquoted) scalar, or `None` where it reads
+/// text: YAML 1.1's implicit `int` and `float` resolvers and constructors (yaml/resolver.py,
+/// yaml/constructor.py), so `1:30` is 90, `010` is 8, `0o10` and `1e3` are text, `1_000` is
+/// 1000, `.inf` is infinite. Ints beyond `i128` are read as text.
+pub fn yaml11_number(plain: &str) -> Option<Yaml11Number> {
+    let (negative, unsigned) = match plain.as_bytes().first()? {
+        b'-' => (true, &plain[1..]),
+        b'+' => (false, &plain[1..]),
+        _ => (false, plain),
+    };
+    let sign: i8 = if negative { -1 } else { 1 };
+    let is = |set: fn(u8) -> bool, text: &str| !text.is_empty() && text.bytes().all(set);
+    let digit_or_underscore = |b: u8| b.is_ascii_digit() || b == b'_';
+    let int_in = |digits: &str, radix: u32| -> Option<i128> {
+        let digits: String = digits.chars().filter(|&c| c != '_').collect();
+        i128::from_str_radix(&digits, radix).ok()
+    };
+    // Sexagesimal: a first part, then `:` and one or two base-60 digits, each; a float has a
+    // fraction after the last.
+    fn sexagesimal(text: &str, float: bool) -> Option<Vec<&str>> {
+        let is = |set: fn(u8) -> bool, text: &str| !text.is_empty() && text.bytes().all(set);
+        let digit_or_underscore = |b: u8| b.is_ascii_digit() || b == b'_';
+        let parts: Vec<&str> = text.split(':').collect();
+        let (first, rest) = parts.split_first()?;
+        let first_ok = is(digit_or_underscore, first)
+            && if float {
+                first.as_bytes()[0].is_ascii_digit()
+            } else {
+                (b'1'..=b'9').contains(&first.as_bytes()[0])
+            };
+        let last = rest.len().checked_sub(1)?;
+        let rest_ok = rest.iter().enumerate().all(|(i, part)| {
+            let (whole, fraction) = match part.split_once('.') {
+                Some((w, f)) if float && i == last => (w, f),
+                _ if float && i == last => return false,
+                _ => (*part, ""),
+            };
+            (1..=2).contains(&whole.len())
+                && whole.bytes().all(|b| b.is_ascii_digit())
+                && (whole.len() == 1 || whole.as_bytes()[0] <= b'5')
+                && fraction.bytes().all(digit_or_underscore)
+        });
+        (first_ok && rest_ok).then_some(parts)
+    }
+    // int
+    if let Some(binary) = unsigned.strip_prefix("0b") {
+        return is(|b| matches!(b, b'0' | b'1' | b'_'), binary)
+            .then(|| int_in(binary, 2))
+            .flatten()
+            .map(|n| Yaml11Number::Int(i128::from(sign) * n));
+    }
+    if let Some(hex) = unsigned.strip_prefix("0x") {
+        return is(|b| b.is_ascii_hexdigit() || b == b'_', hex)
+            .then(|| int_in(hex, 16))
+            .flatten()
+            .map(|n| Yaml11Number::Int(i128::from(sign) * n));
+    }
+    if unsigned == "0" {
+        return Some(Yaml11Number::Int(0));
+    }
+    if unsigned.len() > 1
+        && unsigned.starts_with('0')
+        && is(|b| (b'0'..=b'7').contains(&b) || b == b'_', &unsigned[1..])
+    {
+        return int_in(&unsigned[1..], 8).map(|n| Yaml11Number::Int(i128::from(sign) * n));
+    }
+    if is(digit_or_underscore, unsigned) && (b'1'..=b'9').contains(&unsigned.as_bytes()[0]) {
+        return int_in(unsigned, 10).map(|n| Yaml11Number::Int(i128::from(sign) * n));
+    }
+    if unsigned.contains(':') && !unsigned.contains('.') {
+        // As yaml/constructor.py: the parts' values, least significant first.
+        let mut value: i128 = 0;
+        let mut base: i128 = 1;
+        for part in sexagesimal(unsigned, false)?.iter().rev() {
+            value = value.checked_add(int_in(part, 10)?.checked_mul(base)?)?;
+            base = base.checked_mul(60)?;
+        }
+        return Some(Yaml11Number::Int(i128::from(sign) * value));
+    }
+    // float
+    match unsigned {
+        ".inf" | ".Inf" | ".INF" => {
+            return Some(Yaml11Number::Float(f64::from(sign) * f64::INFINITY));
+        }
+        ".nan" | ".NaN" | ".NAN" if !negative && !plain.starts_with('+') => {
+            return Some(Yaml11Number::Float(f64::NAN));
+        }
+        _ => {}
+    }
+    if unsigned.contains(':') {
+        let mut value = 0.0;
+        let mut base = 1.0;
+        for part in sexagesimal(unsigned, true)?.iter().rev() {
+            let part: String = part.chars().filter(|&c| c != '_').collect();
+            value += part.parse::<f64>().ok()? * base;
+            base *= 60.0;
+        }
+        return Some(Yaml11Number::Float(f64::from(sign) * value));
+    }
+    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+        Some(at) => (&unsigned[..at], Some(&unsigned[at + 1..])),
+        None => (unsigned, None),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        e.len() > 1
+            && matches!(e.as_bytes()[0], b'+' | b'-')
+            && e[1..].bytes().all(|b| b.is_ascii_digit())
+    });
+    let (whole, fraction) = mantissa.split_once('.')?;
+    let mantissa_ok = if whole.is_empty() {
+        // `.5`, but not `.` or `._5`, and no sign.
+        plain.as_bytes()[0] == b'.'
+            && fraction.as_bytes().first().is_some_and(u8::is_ascii_digit)
+            && fraction.bytes().all(digit_or_underscore)
+    } else {
+        whole.as_bytes()[0].is_ascii_digit()
+            && whole.bytes().all(digit_or_underscore)
+            && fraction.bytes().all(digit_or_underscore)
+    };
+    if !mantissa_ok || !exponent_ok {
+        return None;
+    }
+    let digits: String = plain.chars().filter(|&c| c != '_').collect();
+    // Python's float() takes `1.` and `.5`; Rust's parse does too.
+    digits.parse::<f64>().ok().map(Yaml11Number::Float)
+}
+
 /// Why [`shlex_split`] could not split a command; the messages are CPython's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ShlexError {
@@ -407,6 +543,78 @@ pub fn shlex_split(command: &str) -> Result<Vec<String>, ShlexError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn plain_scalars_are_numbers_as_pyyaml_reads_them() {
+        use Yaml11Number::{Float, Int};
+        // Expectations printed by PyYAML's safe_load.
+        let table: &[(&str, Option<Yaml11Number>)] = &[
+            ("0o755", None),
+            ("1:30", Some(Int(90))),
+            (".inf", Some(Float(f64::INFINITY))),
+            ("-.inf", Some(Float(-f64::INFINITY))),
+            ("+.inf", Some(Float(f64::INFINITY))),
+            (".Inf", Some(Float(f64::INFINITY))),
+            (".NaN", Some(Float(f64::NAN))),
+            (".nan", Some(Float(f64::NAN))),
+            ("1e3", None),
+            ("1_000", Some(Int(1000))),
+            ("0x1f", Some(Int(31))),
+            ("0b101", Some(Int(5))),
+            ("190:20:30", Some(Int(685230))),
+            ("1.5e3", None),
+            ("1.5e+3", Some(Float(1500.0))),
+            ("+1", Some(Int(1))),
+            ("1_0.5", Some(Float(10.5))),
+            (".5", Some(Float(0.5))),
+            ("-1:30", Some(Int(-90))),
+            ("00:30", None),
+            ("1:30.5", Some(Float(90.5))),
+            ("0755", Some(Int(493))),
+            ("0b2", None),
+            ("0x_1f", Some(Int(31))),
+            ("1.0", Some(Float(1.0))),
+            ("0o17", None),
+            ("1e+3", None),
+            ("1.e3", None),
+            ("-0", Some(Int(0))),
+            ("09", None),
+            ("0.", Some(Float(0.0))),
+            ("-1_0.5e+1", Some(Float(-105.0))),
+            ("1:1:1.5", Some(Float(3661.5))),
+            ("._5", None),
+            ("1:60", None),
+            ("1:7", Some(Int(67))),
+            ("1:07", Some(Int(67))),
+            ("0:30", None),
+            ("0:30.5", Some(Float(30.5))),
+            ("1.5E-3", Some(Float(0.0015))),
+            ("-.5", None),
+            ("+.5", None),
+            ("1__0", Some(Int(10))),
+            ("3", Some(Int(3))),
+            ("-7", Some(Int(-7))),
+            ("08", None),
+            ("0_7", Some(Int(7))),
+            ("inf", None),
+            ("nan", None),
+            ("1.2.3", None),
+            ("-0x1F", Some(Int(-31))),
+            ("12e", None),
+            ("1:5.5:3", None),
+            ("-.nan", None),
+            ("1.5e+03", Some(Float(1500.0))),
+            ("0b_1", Some(Int(1))),
+        ];
+        for (plain, expected) in table {
+            let found = yaml11_number(plain);
+            let same = match (found, expected) {
+                (Some(Float(a)), Some(Float(b))) => a == *b || (a.is_nan() && b.is_nan()),
+                _ => found == *expected,
+            };
+            assert!(same, "{plain}: {found:?}, PyYAML: {expected:?}");
+        }
+    }
     use super::*;
     use serde_json::json;
 

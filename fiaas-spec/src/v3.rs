@@ -177,8 +177,9 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
     let mut config = config;
     rewrite_tls_shorthand(&mut config);
     let prometheus_scrape = prometheus_scrape(&config);
-    // Validated and read with the booleans as upstream tests them; the hook gets them as given.
-    let tested = booleans_as_tested(&config);
+    // Validated and read as upstream reads the values (booleans as it tests them, say); the hook
+    // gets them as given.
+    let tested = as_read(&config);
     let config_as_tested = tested.as_ref().unwrap_or(&config);
     // The document is validated and read as merged over the defaults, without building the
     // merged document (that copied the defaults for every deploy). Validation sees what the
@@ -196,7 +197,12 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
                 given
             });
             if let Some(given) = &given {
-                let violations = schema::violations(given);
+                // What upstream deploys is accepted; `warnings` tells the user.
+                let accepted = warnings(&config);
+                let violations: Vec<Violation> = schema::violations(given)
+                    .into_iter()
+                    .filter(|v| !accepted.iter().any(|w| w.path == v.path))
+                    .collect();
                 if !violations.is_empty() {
                     return Err(SpecError::Invalid(violations));
                 }
@@ -211,10 +217,10 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         .ports
         .into_iter()
         .map(|p| PortSpec {
-            protocol: if p.protocol == "tcp" {
-                Protocol::Tcp
-            } else {
-                Protocol::Http
+            protocol: match p.protocol.as_str() {
+                "http" => Protocol::Http,
+                "tcp" => Protocol::Tcp,
+                _ => Protocol::Other(p.protocol),
             },
             name: p.name,
             port: p.port,
@@ -254,10 +260,12 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
 
     let maximum = doc.replicas.maximum;
     let minimum = doc.replicas.minimum.min(maximum);
-    let raw_strongbox = lookup::at(&config, &["extensions", "strongbox"]).filter(|s| truthy(s));
+    let raw_strongbox =
+        lookup::at(config_as_tested, &["extensions", "strongbox"]).filter(|s| truthy(s));
     let iam_role = raw_strongbox
         .and_then(|s| s.get("iam_role"))
-        .and_then(Value::as_str);
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let groups = raw_strongbox
         .and_then(|s| s.get("groups"))
         .and_then(Value::as_array)
@@ -322,7 +330,7 @@ pub(crate) fn build(config: Value, facts: &AppFacts, origin: Origin) -> Result<A
         ingresses,
         strongbox: StrongboxSpec {
             enabled: iam_role.is_some() && groups.is_some(),
-            iam_role: iam_role.map(str::to_owned),
+            iam_role,
             aws_region: doc.extensions.strongbox.aws_region,
             groups,
         },
@@ -371,19 +379,36 @@ const TRUTHINESS_TESTED: &[&[&str]] = &[
 
 const TLS: &[&str] = &["extensions", "tls"];
 const TLS_ENABLED: &[&str] = &["extensions", "tls", "enabled"];
+const PROMETHEUS_PORT: &[&str] = &["metrics", "prometheus", "port"];
+const STRONGBOX_GROUPS: &[&str] = &["extensions", "strongbox", "groups"];
 
-/// The document with its non-boolean scalars at boolean fields read as upstream reads them, or
-/// `None` when every such field holds a boolean (or nothing) already.
+/// Probe fields Kubernetes defaults when they are 0 (its `SetDefaults_Probe`), so that the
+/// zero upstream passes on is accepted by the API server; with the value it becomes.
+const PROBE_ZERO_DEFAULTS: &[(&str, i32)] = &[
+    ("timeout_seconds", 1),
+    ("period_seconds", 10),
+    ("success_threshold", 1),
+    ("failure_threshold", 3),
+];
+
+/// The document with the values the schema refuses but upstream reads in its own way rewritten
+/// to that reading, or `None` when there are none. See [`warnings`] for the whole list.
 ///
 /// Truthiness for [`TRUTHINESS_TESTED`]; `extensions.tls.enabled` is compared with
 /// `is True`/`is False` (fiaas_deploy_daemon/deployer/kubernetes/ingress.py), so any other value
 /// leaves TLS to the cluster default; a falsy `extensions.tls` is skipped like any falsy map
-/// (fiaas_deploy_daemon/specs/lookup.py). Other values, such as a string for `admin_access`
-/// (passed unchanged to `automountServiceAccountToken`, which Kubernetes accepts only as a
-/// boolean), are left for validation to report.
-fn booleans_as_tested(config: &Value) -> Option<Value> {
+/// (fiaas_deploy_daemon/specs/lookup.py). `metrics.prometheus.port` goes through `int()`
+/// (fiaas_deploy_daemon/deployer/kubernetes/deployment/prometheus.py), and a text
+/// `extensions.strongbox.groups` is iterated, one group per character
+/// (fiaas_deploy_daemon/deployer/kubernetes/deployment/secrets.py). Other values, such as a
+/// string for `admin_access` (passed unchanged to `automountServiceAccountToken`, which
+/// Kubernetes accepts only as a boolean), are left for validation to report.
+fn as_read(config: &Value) -> Option<Value> {
     let mut positions = TRUTHINESS_TESTED.iter().copied().chain([TLS, TLS_ENABLED]);
-    if !positions.any(|path| lookup::at(config, path).is_some_and(is_scalar)) {
+    let booleans = positions.any(|path| lookup::at(config, path).is_some_and(is_scalar));
+    let port = lookup::at(config, PROMETHEUS_PORT).and_then(prometheus_port_as_read);
+    let groups = lookup::at(config, STRONGBOX_GROUPS).and_then(groups_as_read);
+    if !booleans && port.is_none() && groups.is_none() {
         return None;
     }
     let mut tested = config.clone();
@@ -405,6 +430,11 @@ fn booleans_as_tested(config: &Value) -> Option<Value> {
     {
         *value = Value::Null;
     }
+    for (path, read) in [(PROMETHEUS_PORT, port), (STRONGBOX_GROUPS, groups)] {
+        if let (Some(value), Some(read)) = (lookup::at_mut(&mut tested, path), read) {
+            *value = read;
+        }
+    }
     Some(tested)
 }
 
@@ -413,9 +443,40 @@ fn is_scalar(value: &Value) -> bool {
     matches!(value, Value::String(_) | Value::Number(_))
 }
 
-/// The non-boolean values at boolean fields of a v3 document, each with how it is read (see
-/// [`booleans_as_tested`]): accepted, as upstream accepts them, but not what the schema asks.
-pub(crate) fn boolean_warnings(config: &Value) -> Vec<Violation> {
+/// `int(port)` of a boolean or a finite fractional number; `None` for anything the schema takes
+/// as it is, or that `int()` fails on.
+fn prometheus_port_as_read(port: &Value) -> Option<Value> {
+    match port {
+        Value::Bool(b) => Some(Value::from(i64::from(*b))),
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .filter(|f| f.is_finite() && f.abs() < 9e15)
+            .map(|f| Value::from(f.trunc() as i64)),
+        _ => None,
+    }
+}
+
+/// The groups a text iterates into: one per character.
+fn groups_as_read(groups: &Value) -> Option<Value> {
+    groups
+        .as_str()
+        .map(|text| text.chars().map(|c| Value::from(c.to_string())).collect())
+}
+
+/// Where the document asks for an autoscaler (`minimum` below `maximum`, after defaults).
+fn has_autoscaler(config: &Value) -> bool {
+    let bound = |key: &str, default: f64| {
+        lookup::at(config, &["replicas", key])
+            .and_then(Value::as_f64)
+            .unwrap_or(default)
+    };
+    bound("minimum", 2.0) < bound("maximum", 5.0)
+}
+
+/// The values of a v3 document that the schema refuses but upstream reads and deploys, each
+/// with how it is read: accepted, so that what the Python daemon deployed still deploys, but
+/// worth a warning ([`schema_violations`](crate::schema_violations) reports them).
+pub(crate) fn warnings(config: &Value) -> Vec<Violation> {
     let mut out = Vec::new();
     for path in TRUTHINESS_TESTED {
         if let Some(value) = lookup::at(config, path).filter(|v| is_scalar(v)) {
@@ -443,6 +504,84 @@ pub(crate) fn boolean_warnings(config: &Value) -> Vec<Violation> {
             TLS.join("."),
             format!("{} is not a boolean; read as unset", python::repr(value)),
         ));
+    }
+    if let Some(Value::Array(ports)) = config.get("ports") {
+        for (i, port) in ports.iter().enumerate() {
+            if let Some(Value::String(protocol)) = port.get("protocol")
+                && protocol != "http"
+                && protocol != "tcp"
+            {
+                out.push(Violation::new(
+                    format!("ports[{i}].protocol"),
+                    format!(
+                        "{} is neither 'http' nor 'tcp' (compared case-sensitively, as upstream \
+                         does): the port gets no ingress, no default health check and no \
+                         fiaas/tcp_port_names entry",
+                        python::repr(&Value::from(protocol.as_str()))
+                    ),
+                ));
+            }
+        }
+    }
+    for kind in ["liveness", "readiness"] {
+        for (field, default) in PROBE_ZERO_DEFAULTS {
+            if let Some(value) = lookup::at(config, &["healthchecks", kind, field])
+                && value.as_f64() == Some(0.0)
+            {
+                out.push(Violation::new(
+                    format!("healthchecks.{kind}.{field}"),
+                    format!("0 is passed on; Kubernetes reads it as its default {default}"),
+                ));
+            }
+        }
+    }
+    if let Some(value) = lookup::at(config, &["replicas", "cpu_threshold_percentage"])
+        && value.as_f64().is_some_and(|v| v < 1.0)
+        && !has_autoscaler(config)
+    {
+        out.push(Violation::new(
+            "replicas.cpu_threshold_percentage",
+            format!(
+                "{} is less than 1; unused, as minimum and maximum make no autoscaler",
+                python::repr(value)
+            ),
+        ));
+    }
+    if let Some(value) = lookup::at(config, PROMETHEUS_PORT)
+        && let Some(read) = prometheus_port_as_read(value)
+    {
+        out.push(Violation::new(
+            PROMETHEUS_PORT.join("."),
+            format!(
+                "{} is not a port name or number; read as {read} (int(), as upstream reads it)",
+                python::repr(value)
+            ),
+        ));
+    }
+    if let Some(value) = lookup::at(config, STRONGBOX_GROUPS)
+        && let Some(read) = groups_as_read(value)
+    {
+        out.push(Violation::new(
+            STRONGBOX_GROUPS.join("."),
+            format!(
+                "{} is not a list; read as the groups {} (upstream iterates the text)",
+                python::repr(value),
+                python::repr(&read)
+            ),
+        ));
+    }
+    if let Some(Value::Object(secrets)) = lookup::at(config, &["extensions", "secrets"]) {
+        for (secret_type, entry) in secrets {
+            let Some(Value::Object(parameters)) = entry.get("parameters") else {
+                continue;
+            };
+            for (name, _) in parameters.iter().filter(|(_, v)| v.is_null()) {
+                out.push(Violation::new(
+                    format!("extensions.secrets.{secret_type}.parameters.{name}"),
+                    format!("null: the init container gets {name} without a value"),
+                ));
+            }
+        }
     }
     out
 }
@@ -519,10 +658,24 @@ fn check(
             format!("Must specify {kind} check or exactly one port"),
         ));
         None
-    } else if ports[0].protocol == Protocol::Http {
-        http(violations)
     } else {
-        tcp(violations)
+        match &ports[0].protocol {
+            Protocol::Http => http(violations),
+            Protocol::Tcp => tcp(violations),
+            Protocol::Other(protocol) => {
+                // Upstream makes no check at all, and fails building the AppSpec
+                // (fiaas_deploy_daemon/specs/models.py).
+                violations.push(Violation::new(
+                    format!("healthchecks.{kind}"),
+                    format!(
+                        "AppSpec must have exactly one health check, none was defined: the \
+                         only port's protocol {} is neither 'http' nor 'tcp'",
+                        python::repr(&Value::from(protocol.as_str()))
+                    ),
+                ));
+                None
+            }
+        }
     };
     action.map(|action| CheckSpec {
         action,
@@ -589,7 +742,11 @@ fn secrets(entries: &Map<String, Value>, violations: &mut Vec<Violation>) -> Vec
         let parameters = entry
             .get("parameters")
             .and_then(Value::as_object)
-            .map(|p| p.iter().map(|(k, v)| (k.clone(), python::str(v))).collect())
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| (k.clone(), (!v.is_null()).then(|| python::str(v))))
+                    .collect()
+            })
             .unwrap_or_default();
         let annotations = match entry.get("annotations") {
             Some(Value::Object(a)) => a

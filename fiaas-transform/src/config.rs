@@ -19,7 +19,6 @@ use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, Args, Command};
 use fiaas_spec::python;
 use indexmap::IndexMap;
-use regex::Regex;
 use serde_json::Value;
 
 /// Where the daemon's Helm chart mounts `cluster_config.yaml`; binaries pass it to
@@ -172,25 +171,29 @@ impl fmt::Display for IntOrStr {
 /// semantics.
 #[derive(Clone, Debug)]
 pub struct HostRewriteRule {
-    regex: Regex,
+    regex: fancy_regex::Regex,
+    /// The pattern as given, kept for equality.
+    pattern: String,
     /// The replacement as given, kept for equality.
     template: String,
-    /// The replacement in regex-crate syntax, for [`regex::Captures::expand`].
+    /// The replacement in `$` syntax, for [`fancy_regex::Expander`].
     replacement: String,
 }
 
 impl PartialEq for HostRewriteRule {
     fn eq(&self, other: &Self) -> bool {
-        self.regex.as_str() == other.regex.as_str() && self.template == other.template
+        self.pattern == other.pattern && self.template == other.template
     }
 }
 
 impl Eq for HostRewriteRule {}
 
 impl HostRewriteRule {
-    /// Parses `pattern=replacement` (exactly one `=`). The replacement uses Python syntax
-    /// (`\1`, `\g<1>`, `\g<name>`; `$` is literal) and is checked against the pattern now,
-    /// whereas upstream would only fail when a host first matches.
+    /// Parses `pattern=replacement` (exactly one `=`). The pattern is a Python `re` pattern
+    /// (lookaround, backreferences, inline flags; see [`python_re`](crate::python_re) for what
+    /// is translated and what is refused). The replacement uses Python syntax (`\1`, `\g<1>`,
+    /// `\g<name>`; `$` is literal) and is checked against the pattern now, whereas upstream
+    /// would only fail when a host first matches.
     pub fn parse(s: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: String| ConfigError::InvalidValue {
             flag: "--host-rewrite-rule".to_string(),
@@ -204,23 +207,32 @@ impl HostRewriteRule {
                 "expected PATTERN=REPLACEMENT with exactly one '='".to_string(),
             ));
         };
-        let regex =
-            Regex::new(pattern).map_err(|e| invalid(format!("invalid regular expression: {e}")))?;
+        let bad_pattern = |reason: String| ConfigError::InvalidPattern {
+            value: s.to_string(),
+            reason,
+        };
+        let translated =
+            crate::python_re::translate(pattern).map_err(|e| bad_pattern(e.to_string()))?;
+        let regex = fancy_regex::Regex::new(&translated)
+            .map_err(|e| bad_pattern(format!("invalid regular expression: {e}")))?;
         let replacement = python_template_to_regex(template, &regex)
             .map_err(|e| invalid(format!("invalid replacement: {e}")))?;
         Ok(HostRewriteRule {
             regex,
+            pattern: pattern.to_string(),
             template: template.to_string(),
             replacement,
         })
     }
 
     /// `Some(rewritten host)` when the pattern matches at the start of `host` (Python
-    /// `re.match`); the rewrite then replaces every match in `host` (Python `re.sub`).
+    /// `re.match`); the rewrite then replaces every match in `host` (Python `re.sub`). A
+    /// pattern that backtracks past `fancy-regex`'s limit counts as not matching.
     pub fn apply(&self, host: &str) -> Option<String> {
-        if self.regex.find(host)?.start() != 0 {
+        if self.regex.find(host).ok()??.start() != 0 {
             return None;
         }
+        let expander = fancy_regex::Expander::default();
         let mut out = String::with_capacity(host.len());
         let mut copied = 0;
         let mut pos = 0;
@@ -228,20 +240,20 @@ impl HostRewriteRule {
         // another empty one; the regex crate's own iterator differs, so iterate by hand.
         let mut after_empty = false;
         while pos <= host.len() {
-            let Some(caps) = self.regex.captures_at(host, pos) else {
+            let Ok(Some(caps)) = self.regex.captures_from_pos(host, pos) else {
                 break;
             };
             let whole = caps.get(0).expect("group 0 always participates");
-            if after_empty && whole.is_empty() && whole.start() == pos {
+            if after_empty && whole.start() == whole.end() && whole.start() == pos {
                 pos += host[pos..].chars().next().map_or(1, char::len_utf8);
                 after_empty = false;
                 continue;
             }
             out.push_str(&host[copied..whole.start()]);
-            caps.expand(&self.replacement, &mut out);
+            expander.append_expansion(&mut out, &self.replacement, &caps);
             copied = whole.end();
             pos = whole.end();
-            after_empty = whole.is_empty();
+            after_empty = whole.start() == whole.end();
         }
         out.push_str(&host[copied..]);
         Some(out)
@@ -250,7 +262,7 @@ impl HostRewriteRule {
 
 /// Converts a Python `re.sub` replacement template into regex-crate expansion syntax,
 /// rejecting what Python's `re._parser.parse_template` (3.12) rejects.
-fn python_template_to_regex(template: &str, regex: &Regex) -> Result<String, String> {
+fn python_template_to_regex(template: &str, regex: &fancy_regex::Regex) -> Result<String, String> {
     let groups = regex.captures_len() - 1;
     let mut out = String::with_capacity(template.len());
     let mut chars = template.chars().peekable();
@@ -350,7 +362,7 @@ fn python_template_to_regex(template: &str, regex: &Regex) -> Result<String, Str
     Ok(out)
 }
 
-/// Appends `c` so that [`regex::Captures::expand`] reproduces it literally.
+/// Appends `c` so that [`fancy_regex::Expander`] reproduces it literally.
 fn push_literal(out: &mut String, c: char) {
     if c == '$' {
         out.push('$');
@@ -407,6 +419,15 @@ pub enum ConfigError {
     /// An `--ingress-host-pair` without `=`.
     #[error("Invalid host pair: {0}, format should be host1=host2")]
     InvalidHostPair(String),
+    /// A `--host-rewrite-rule` pattern that Python's `re` refuses (upstream's `re.compile`
+    /// raises past argparse: a traceback), or that fiaas cannot match as Python does.
+    #[error("--host-rewrite-rule: invalid value '{value}': {reason}")]
+    InvalidPattern {
+        /// The rule as given.
+        value: String,
+        /// What is wrong, naming the construct.
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -415,7 +436,9 @@ impl ConfigError {
     pub fn exit_code(&self) -> i32 {
         match self {
             ConfigError::CommandLine(e) => e.exit_code(),
-            ConfigError::ReadFile { .. } | ConfigError::InvalidHostPair(_) => 1,
+            ConfigError::ReadFile { .. }
+            | ConfigError::InvalidHostPair(_)
+            | ConfigError::InvalidPattern { .. } => 1,
             ConfigError::FileNotFound(_)
             | ConfigError::ConfigFile { .. }
             | ConfigError::InvalidValue { .. } => 2,
@@ -1329,13 +1352,10 @@ impl FlagSpecs {
         })?;
         let text = String::from_utf8(bytes)
             .map_err(|e| bad_file(format!("Couldn't parse config file: {e}")))?;
-        // PyYAML reads YAML 1.1: `0755` is octal and a repeated key keeps the last value.
-        let options = serde_saphyr::options! {
-            legacy_octal_numbers: true,
-            duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
-            with_snippet: false,
-        };
-        let document: Value = serde_saphyr::from_str_with_options(&text, options)
+        // ConfigArgParse reads the file with PyYAML's `safe_load` (YAML 1.1: `yes` is a boolean,
+        // `y` text, `1:30` is 90, `0755` octal, a repeated key keeps the last value) and passes
+        // on `str()` of each value.
+        let document = fiaas_spec::parse_pyyaml(&text)
             .map_err(|e| bad_file(format!("Couldn't parse config file: {e}")))?;
         let Value::Object(entries) = document else {
             return Err(bad_file(format!(
@@ -2076,12 +2096,35 @@ mod tests {
             c.usage_reporting_team.as_deref(),
             Some("{'a': [1, \"it's\"]}")
         );
+        // PyYAML's floats need a dot and a signed exponent: `2.0e20` and `1e-5` are text.
         assert_eq!(
             c.list_of_roles,
-            strings(&["1", "True", "None", "2e+20", "x"])
+            strings(&["1", "True", "None", "2.0e20", "x"])
         );
         assert_eq!(c.usage_reporting_tenant.as_deref(), Some("493"));
-        assert_eq!(c.api_server, "1e-05");
+        assert_eq!(c.api_server, "1e-5");
+    }
+
+    #[test]
+    fn file_scalars_are_read_as_pyyaml_reads_them() {
+        // Expectations printed by `str()` of PyYAML's safe_load of the same text.
+        let c = parse_file(
+            "environment: y\ndatadog-container-memory: 1:30\nusage-reporting-tenant: 0o755\n\
+             list-of-roles: [yes, on, n, .inf, 1e3, 1_000, 010, Off, \"yes\", -.inf, 1:30.5]\n\
+             proxy: 1.5e+3\nusage-reporting-team: NO\n",
+        )
+        .unwrap();
+        assert_eq!(c.environment, "y");
+        assert_eq!(c.datadog_container_memory, "90");
+        assert_eq!(c.usage_reporting_tenant.as_deref(), Some("0o755"));
+        assert_eq!(
+            c.list_of_roles,
+            strings(&[
+                "True", "True", "n", "inf", "1e3", "1000", "8", "False", "yes", "-inf", "90.5"
+            ])
+        );
+        assert_eq!(c.proxy.as_deref(), Some("1500.0"));
+        assert_eq!(c.usage_reporting_team.as_deref(), Some("False"));
     }
 
     #[test]
@@ -2334,7 +2377,6 @@ mod tests {
         for (text, reason) in [
             ("nothing", "exactly one '='"),
             ("a=b=c", "exactly one '='"),
-            ("(a=b", "invalid regular expression"),
             (r"(a)=\2", "invalid group reference 2"),
             (r"(a)=\g<nope>", "unknown group name 'nope'"),
             (r"(a)=\g<1", "missing >"),
@@ -2350,6 +2392,27 @@ mod tests {
             );
             assert!(message.contains(reason), "{text}: {message}");
             assert_eq!(err.exit_code(), 2);
+        }
+        // Upstream's re.compile raises past argparse: a traceback, exit status 1.
+        for (text, reason) in [
+            ("(a=b", "invalid regular expression"),
+            (
+                "a(?i)b=x",
+                "global flags not at the start of the expression",
+            ),
+            (
+                r"(?a:\w)=x",
+                "unsupported regular expression construct (?a:",
+            ),
+        ] {
+            let err = HostRewriteRule::parse(text).unwrap_err();
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!("--host-rewrite-rule: invalid value '{text}'")),
+                "{message}"
+            );
+            assert!(message.contains(reason), "{text}: {message}");
+            assert_eq!(err.exit_code(), 1);
         }
         let err = parse(&["--host-rewrite-rule", "a=b=c"]).unwrap_err();
         assert!(err.to_string().starts_with("--host-rewrite-rule: "));

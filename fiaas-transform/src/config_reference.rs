@@ -247,8 +247,11 @@ fn introduction() -> String {
          keys work too, and unknown keys are ignored. Each value is used as if it had been typed \
          on the command line:\n\
          \n\
-         - a scalar becomes the option's value (`port: 5000` is `--port 5000`; `null` is the \
-         string `None`);\n\
+         - a scalar becomes the option's value, as the Python daemon's ConfigArgParse passes it \
+         on: read as PyYAML reads YAML 1.1, then written as Python's `str()` writes it \
+         (`port: 5000` is `--port 5000`; `null` is the string `None`, a plain `yes` is `True`, \
+         `y` stays `y`, `1:30` is `90`, `0o755` and `1e3` stay as written, `1.5e+3` is \
+         `1500.0`);\n\
          - a list expands to the option repeated once per item, and is only allowed for \
          repeatable options (`ingress-suffix: [a.example.com, b.example.com]` is \
          `--ingress-suffix a.example.com --ingress-suffix b.example.com`);\n\

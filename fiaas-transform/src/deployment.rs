@@ -393,14 +393,19 @@ impl Pod {
             vec![SecretsSpec {
                 secret_type: "strongbox".to_owned(),
                 parameters: vec![
-                    ("AWS_REGION".to_owned(), app.strongbox.aws_region.clone()),
+                    (
+                        "AWS_REGION".to_owned(),
+                        Some(app.strongbox.aws_region.clone()),
+                    ),
                     (
                         "SECRET_GROUPS".to_owned(),
-                        app.strongbox
-                            .groups
-                            .as_deref()
-                            .unwrap_or_default()
-                            .join(","),
+                        Some(
+                            app.strongbox
+                                .groups
+                                .as_deref()
+                                .unwrap_or_default()
+                                .join(","),
+                        ),
                     ),
                 ],
                 annotations: app
@@ -489,8 +494,8 @@ impl Pod {
             .insert(0, mount(secret.clone(), true, SECRETS_MOUNT_PATH));
 
         // Parameters keep their order; an existing K8S_DEPLOYMENT is overwritten in place.
-        let mut init_env: IndexMap<String, String> = spec.parameters.into_iter().collect();
-        init_env.insert("K8S_DEPLOYMENT".to_owned(), app.name.clone());
+        let mut init_env: IndexMap<String, Option<String>> = spec.parameters.into_iter().collect();
+        init_env.insert("K8S_DEPLOYMENT".to_owned(), Some(app.name.clone()));
         self.spec
             .init_containers
             .get_or_insert_with(Vec::new)
@@ -498,7 +503,16 @@ impl Pod {
                 name: SECRETS_INIT_CONTAINER_NAME.to_owned(),
                 image: Some(image.to_owned()),
                 image_pull_policy: Some("IfNotPresent".to_owned()),
-                env: Some(init_env.iter().map(|(k, v)| env(k, v.clone())).collect()),
+                env: Some(
+                    init_env
+                        .into_iter()
+                        .map(|(name, value)| EnvVar {
+                            name,
+                            value,
+                            value_from: None,
+                        })
+                        .collect(),
+                ),
                 env_from: Some(vec![EnvFromSource {
                     config_map_ref: Some(ConfigMapEnvSource {
                         name: SECRETS_INIT_CONTAINER_NAME.to_owned(),

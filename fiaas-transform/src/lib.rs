@@ -27,6 +27,7 @@ pub mod meta;
 mod notes;
 pub mod object;
 mod pod_disruption_budget;
+pub mod python_re;
 mod service;
 mod service_account;
 
