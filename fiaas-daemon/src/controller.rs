@@ -198,9 +198,11 @@ impl Controller {
                             Ok(finished) => finished,
                             Err(message) => {
                                 tracing::error!("The deploy of {} panicked: {message}", view.app);
-                                deployer
-                                    .record_failure(&view, DeployError::Panicked(message))
-                                    .await
+                                // Boxed: it would otherwise size every waiting task.
+                                Box::pin(
+                                    deployer.record_failure(&view, DeployError::Panicked(message)),
+                                )
+                                .await
                             }
                         };
                         let _ = reports.send(Report::Finished(view, finished));

@@ -83,6 +83,15 @@ struct StatusLog {
 }
 
 impl StatusLog {
+    fn of(view: &ApplicationView) -> Self {
+        StatusLog {
+            namespace: view.namespace.clone(),
+            app: view.app.clone(),
+            lines: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
     fn push(&mut self, level: tracing::Level, message: &str) {
         match level {
             tracing::Level::ERROR => tracing::error!("{message}"),
@@ -164,24 +173,34 @@ impl Deployer {
         check: StartCheck,
         attempt: u32,
     ) -> Finished {
-        let started = Instant::now();
-        let subject = view.subject();
-        let mut log = StatusLog {
-            namespace: view.namespace.clone(),
-            app: view.app.clone(),
-            lines: Vec::new(),
-            errors: Vec::new(),
-        };
         // The permit comes before the first request, so however many Applications wait (a
         // restart that finds thousands not SUCCESS), only so many deploys talk to the API
-        // server at once.
+        // server at once. Until then a deploy is small: the rest of it (a large state machine)
+        // is allocated only once it runs.
         let permit = tokio::select! {
             permit = self.permits.clone().acquire_owned() => permit.ok(),
             _ = cancelled(&mut cancel) => None,
         };
-        let Some(_permit) = permit else {
-            return self.stop_early(&view, &subject, &cancel, &mut log).await;
-        };
+        match permit {
+            Some(_permit) => Box::pin(self.deploy(view, cancel, check, attempt)).await,
+            None => {
+                let mut log = StatusLog::of(&view);
+                Box::pin(self.stop_early(&view, &view.subject(), &cancel, &mut log)).await
+            }
+        }
+    }
+
+    /// The deploy proper, holding a permit.
+    async fn deploy(
+        &self,
+        view: ApplicationView,
+        mut cancel: watch::Receiver<Cancel>,
+        check: StartCheck,
+        attempt: u32,
+    ) -> Finished {
+        let started = Instant::now();
+        let subject = view.subject();
+        let mut log = StatusLog::of(&view);
         if check == StartCheck::SkipIfDeployed && self.already_deployed(&view).await {
             tracing::debug!("Deployment of {} already succeeded", view.app);
             return Finished::AlreadyDeployed;
@@ -331,12 +350,7 @@ impl Deployer {
         let deployment_id = view.deployment_id.clone().unwrap_or_default();
         let span = logging::deploy_span(&view.app, &view.namespace, &deployment_id);
         async {
-            let mut log = StatusLog {
-                namespace: view.namespace.clone(),
-                app: view.app.clone(),
-                lines: Vec::new(),
-                errors: Vec::new(),
-            };
+            let mut log = StatusLog::of(view);
             self.conclude(view, &view.subject(), Err(error), &mut log)
                 .await
         }

@@ -108,18 +108,28 @@ async fn put_application(client: &Client, ns: &str, name: &str, id: &str, config
     let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
         "metadata": {"name": name, "labels": {"fiaas/deployment_id": id}},
         "spec": {"application": name, "image": format!("example/{name}:{id}"), "config": config}});
-    let written = applications(client, ns)
-        .patch(
-            name,
-            &PatchParams::apply("test").force(),
-            &Patch::Apply(&body),
-        )
-        .await;
-    match written {
-        // The API server stored it; only the test's own client cannot read the answer back
-        // (an Application nested deeper than serde_json's recursion limit).
-        Ok(_) | Err(kube::Error::SerdeError(_)) => {}
-        Err(e) => panic!("create Application {name}: {e}"),
+    // The tests of this binary load one API server together (3,000 Applications at once):
+    // an answer that is late or refused under that load is asked again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let written = applications(client, ns)
+            .patch(
+                name,
+                &PatchParams::apply("test").force(),
+                &Patch::Apply(&body),
+            )
+            .await;
+        match written {
+            // The API server stored it; only the test's own client cannot read the answer back
+            // (an Application nested deeper than serde_json's recursion limit).
+            Ok(_) | Err(kube::Error::SerdeError(_)) => return,
+            Err(e) if attempt < 5 => {
+                eprintln!("create Application {name}, attempt {attempt}: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("create Application {name}: {e}"),
+        }
     }
 }
 
