@@ -3,6 +3,7 @@
 
 pub mod e2e;
 pub mod fault_proxy;
+pub mod python_daemon;
 pub mod upstream_crds;
 
 use std::path::{Path, PathBuf};

@@ -317,7 +317,28 @@ impl Applier {
             .await
             .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
         };
-        let applied = apply().await?;
+        let applied = match apply().await {
+            Err(K8sError::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.message.contains("existing fields")
+                && status.message.contains("duplicate entries for key") =>
+            {
+                // The live object repeats a list-map key (the Python daemon's PUT was accepted
+                // with a global env var named like a managed one): server-side apply cannot
+                // read it at all. A merge patch replaces lists whole, so it writes the object
+                // once without the repeats; applying works from then on.
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    ..PatchParams::default()
+                };
+                api.patch(name, &params, &Patch::Merge(&body))
+                    .await
+                    .map_err(|source| K8sError::api("rewrite", &resource.kind, name, source))?;
+                apply().await?
+            }
+            applied => applied?,
+        };
         let Some(fields) = crate::cutover::take_over(&applied.metadata) else {
             return Ok(applied);
         };

@@ -17,9 +17,14 @@ use crate::FIELD_MANAGER;
 /// The field manager the API server records for the Python daemon's writes.
 pub const UPSTREAM_MANAGER: &str = "python-requests";
 
+/// An entry to fold into fiaas' apply entry: an update by the Python daemon, or one by fiaas
+/// itself (the merge patch that rewrites an object the Python daemon wrote with repeated
+/// list-map keys, which server-side apply cannot read; see `fiaas-k8s/src/apply.rs`).
 fn is_upstream(entry: &ManagedFieldsEntry) -> bool {
-    entry.manager.as_deref() == Some(UPSTREAM_MANAGER)
-        && entry.operation.as_deref() == Some("Update")
+    matches!(
+        entry.manager.as_deref(),
+        Some(UPSTREAM_MANAGER | FIELD_MANAGER)
+    ) && entry.operation.as_deref() == Some("Update")
         && entry.subresource.as_deref().unwrap_or_default().is_empty()
 }
 
@@ -131,6 +136,15 @@ mod tests {
             ]),
             ..ObjectMeta::default()
         };
+        let mut meta = meta;
+        if let Some(entries) = meta.managed_fields.as_mut() {
+            entries.push(entry(
+                FIELD_MANAGER,
+                "Update",
+                "apps/v1",
+                json!({"f:spec": {"f:paused": {}}}),
+            ));
+        }
         let upgraded = take_over(&meta).expect("something to take over");
         let managers: Vec<_> = upgraded
             .iter()
@@ -142,6 +156,10 @@ mod tests {
         assert!(containers["k:{\"name\":\"fiaas-datadog-container\"}"].is_object());
         assert!(containers["k:{\"name\":\"app\"}"]["f:env"].is_object());
         assert!(ours["f:spec"]["f:replicas"].is_object());
+        assert!(
+            ours["f:spec"]["f:paused"].is_object(),
+            "fiaas' own update folded in too"
+        );
         // Done once: afterwards there is nothing left to take over.
         let after = ObjectMeta {
             managed_fields: Some(upgraded),

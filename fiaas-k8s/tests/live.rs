@@ -539,26 +539,7 @@ async fn objects_the_python_daemon_wrote_lose_what_the_new_fiaas_yml_drops() {
         "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
         "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
     let facts = application(&client, &ns, "moved", &Deploy::first(), &before, None).await;
-    let old = fiaas_spec::from_document(&before, &facts).unwrap();
-    let config = ClusterConfig::from_args(std::iter::once("fiaas").chain(flags), None).unwrap();
-    let rendered =
-        fiaas_transform::render(&old, &config, &fiaas_transform::RenderOptions::default()).unwrap();
-    let python = PostParams {
-        field_manager: Some(fiaas_k8s::cutover::UPSTREAM_MANAGER.to_owned()),
-        ..PostParams::default()
-    };
-    for object in &rendered.objects {
-        let (resource, kind) = match object.kind() {
-            Kind::Deployment => (ApiResource::erase::<Deployment>(&()), "Deployment"),
-            Kind::Service => (ApiResource::erase::<Service>(&()), "Service"),
-            _ => continue,
-        };
-        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &resource);
-        let body: DynamicObject = serde_json::from_value(object.to_json()).unwrap();
-        api.create(&python, &body)
-            .await
-            .unwrap_or_else(|e| panic!("create the {kind} as the Python daemon: {e}"));
-    }
+    fiaas_tests::python_daemon::create_as_python_daemon(&client, &before, &facts, &flags).await;
     let live_deployment = live(&client, &ns, Kind::Deployment, "moved").await.unwrap();
     assert_eq!(
         live_deployment["spec"]["template"]["spec"]["containers"]
@@ -601,7 +582,7 @@ async fn objects_the_python_daemon_wrote_lose_what_the_new_fiaas_yml_drops() {
             .map(|m| m["manager"].as_str().unwrap())
             .collect();
         assert!(
-            !managers.contains(&fiaas_k8s::cutover::UPSTREAM_MANAGER),
+            !managers.contains(&fiaas_tests::python_daemon::MANAGER),
             "{managers:?}"
         );
     }

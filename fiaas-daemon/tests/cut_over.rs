@@ -1,0 +1,117 @@
+//! Cut-over from the Python daemon, with the real daemon binary: objects the Python daemon
+//! created (its field manager, operation Update) lose what the new fiaas.yml drops, and a
+//! global env var named like a managed one (which the upstream's rendering repeats, and
+//! server-side apply refuses as is) deploys with its last entry.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_spec::AppFacts;
+use fiaas_tests::python_daemon::{assert_taken_over, create_as_python_daemon};
+use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::{Value, json};
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const FLAGS: [&str; 4] = [
+    "--datadog-container-image",
+    "datadog/agent:7",
+    "--global-env",
+    "POD_NAME=from-global",
+];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_daemon_takes_over_what_the_python_daemon_deployed() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    // The Applications exist before the daemon starts (and creates the CRDs itself).
+    fiaas_k8s::ensure_crds(&client)
+        .await
+        .expect("install the CRDs");
+    let ns = test_namespace(&client, "cut-over").await;
+    let kubelet = keep_pods_ready(&client, &ns, None);
+    let applications: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns,
+        &ApiResource::erase::<fiaas_k8s::Application>(&()),
+    );
+    let put = |id: &str, config: Value| {
+        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
+            "metadata": {"name": "moved", "labels": {"fiaas/deployment_id": id}},
+            "spec": {"application": "moved", "image": format!("example/moved:{id}"), "config": config}});
+        let applications = applications.clone();
+        async move {
+            applications
+                .patch(
+                    "moved",
+                    &PatchParams::apply("test").force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let before = json!({"version": 3, "metrics": {"datadog": {"enabled": true}},
+        "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
+        "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
+    let created = put("1", before.clone()).await;
+    let facts = AppFacts {
+        name: "moved".to_owned(),
+        namespace: ns.clone(),
+        image: "example/moved:1".to_owned(),
+        deployment_id: "1".to_owned(),
+        uid: created.metadata.uid.clone(),
+        ..AppFacts::default()
+    };
+    create_as_python_daemon(&client, &before, &facts, &FLAGS).await;
+    // The first deploy after the cut-over: no Datadog, one port.
+    put(
+        "2",
+        json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]}),
+    )
+    .await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _daemon = Daemon(
+        Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"))
+            .args(["--port", &port.to_string(), "--enable-crd-support"])
+            .args(["--use-apiextensionsv1-crd", "--use-networkingv1-ingress"])
+            .args(FLAGS)
+            .env("NAMESPACE", &ns)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start fiaas-deploy-daemon"),
+    );
+    let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = statuses.get_opt(&status_name("moved", "2")).await.unwrap();
+        if status.as_ref().is_some_and(|s| s.result == "SUCCESS") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SUCCESS: {:?}",
+            status.map(|s| (s.result, s.logs))
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    assert_taken_over(&client, &ns, "moved").await;
+    kubelet.abort();
+    drop_namespace(&client, &ns).await;
+}
