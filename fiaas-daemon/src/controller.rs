@@ -22,7 +22,7 @@ use crate::health::Heartbeat;
 use crate::scheduler::{AppKey, Decision, Finished, Scheduler};
 
 /// How long the watch may fail before `/healthz` reports it.
-const WATCH_FAILURE_ALLOWANCE: Duration = Duration::from_secs(30);
+const WATCH_FAILURE_ALLOWANCE: Duration = Duration::from_secs(20);
 /// How often the controller proves it is responsive.
 const TICK: Duration = Duration::from_secs(5);
 

@@ -20,7 +20,7 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
-struct Daemon(Child);
+struct Daemon(Child, u16);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -65,7 +65,22 @@ impl Daemon {
         if let Some(identity) = identity {
             command.env("HOSTNAME", identity);
         }
-        Daemon(command.spawn().expect("start fiaas-deploy-daemon"))
+        Daemon(command.spawn().expect("start fiaas-deploy-daemon"), port)
+    }
+
+    /// The status code `/healthz` answers, if it answers.
+    fn health(&self) -> Option<u16> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.1)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        answer.split(' ').nth(1)?.parse().ok()
     }
 
     fn assert_alive(&mut self) {
@@ -313,9 +328,21 @@ async fn a_black_holed_connection_is_noticed_and_deploys_resume() {
     put_application(&client, &ns, "before", "1", small()).await;
     all_succeed(&client, &ns, &["before".into()], Duration::from_secs(60)).await;
 
+    assert_eq!(daemon.health(), Some(200));
     proxy.set(Mode::BlackHole);
     put_application(&client, &ns, "during", "1", small()).await;
-    tokio::time::sleep(Duration::from_secs(90)).await;
+    // Nothing can deploy now: /healthz must say so (500, the upstream's failure answer) once the
+    // watch's failure outlasts its allowance, instead of answering 200 throughout.
+    let black_hole = Instant::now();
+    let mut unhealthy_after = None;
+    while black_hole.elapsed() < Duration::from_secs(90) {
+        if unhealthy_after.is_none() && daemon.health() == Some(500) {
+            unhealthy_after = Some(black_hole.elapsed());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let unhealthy_after = unhealthy_after.expect("/healthz answered 200 through a 90 s black hole");
+    eprintln!("/healthz said 500 {unhealthy_after:?} into the black hole");
     daemon.assert_alive();
     proxy.set(Mode::Pass);
     put_application(&client, &ns, "after", "1", small()).await;
@@ -328,6 +355,11 @@ async fn a_black_holed_connection_is_noticed_and_deploys_resume() {
     )
     .await;
     eprintln!("after a 90 s black hole, new apps succeeded {took:?} after traffic passed again");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while daemon.health() != Some(200) {
+        assert!(Instant::now() < deadline, "/healthz did not recover");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     daemon.assert_alive();
     kubelet.abort();
     drop_namespace(&client, &ns).await;
