@@ -170,7 +170,7 @@ impl StatusWriter {
     }
 
     /// Whether the status of `deployment_id` of `app` says SUCCESS. Answered from a listing of
-    /// the namespace's statuses taken at most [`SUCCEEDED_TTL`] ago (and kept up to date with
+    /// the namespace's statuses taken at most 30 seconds ago (and kept up to date with
     /// this writer's own SUCCESS writes), so a fleet costs one listing, not a request per app.
     pub async fn has_succeeded(
         &self,
