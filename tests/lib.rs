@@ -1,6 +1,7 @@
 //! Shared helpers of the cross-crate tests: where the fixtures are, and how upstream's test
 //! suite compared values.
 
+pub mod applications;
 pub mod e2e;
 pub mod fault_proxy;
 pub mod python_daemon;

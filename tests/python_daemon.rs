@@ -47,10 +47,10 @@ pub async fn create_as_python_daemon(
     }
 }
 
-/// After fiaas deployed `app` without Datadog, with one port `http` and the global env
-/// `POD_NAME` over objects [`create_as_python_daemon`] made with Datadog and two ports: the
-/// sidecar and the second port are gone, `FIAAS_POD_NAME` is there once, and the Python
-/// daemon's manager owns nothing any more.
+/// After fiaas deployed `app` without Datadog and with one port `http` over objects
+/// [`create_as_python_daemon`] made with Datadog and two ports: the sidecar and the second port
+/// are gone, `FIAAS_POD_NAME` is there once (also when a global env var `POD_NAME` made the
+/// upstream's rendering repeat it), and the Python daemon's manager owns nothing any more.
 pub async fn assert_taken_over(client: &Client, ns: &str, app: &str) {
     let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get(app)

@@ -4,9 +4,10 @@
 
 use fiaas_k8s::{ApplicationStatus, status_name};
 use fiaas_spec::AppFacts;
+use fiaas_tests::applications::put_labelled;
 use fiaas_tests::python_daemon::{assert_taken_over, create_as_python_daemon};
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::json;
 
 const FLAGS: [&str; 4] = [
@@ -26,42 +27,24 @@ async fn the_bootstrapper_takes_over_what_the_python_daemon_deployed() {
         .expect("install the CRDs");
     let ns = test_namespace(&client, "bootstrap-cut-over").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
-    let applications: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &ApiResource::erase::<fiaas_k8s::Application>(&()),
-    );
+    let bootstrap = [("fiaas/bootstrap", "true")];
     let before = json!({"version": 3, "metrics": {"datadog": {"enabled": true}},
         "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
         "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
+    let created = put_labelled(&client, &ns, "moved", "1", &bootstrap, before.clone())
+        .await
+        .expect("the stored Application");
+    let facts = AppFacts {
+        name: "moved".to_owned(),
+        namespace: ns.clone(),
+        image: "example/moved:1".to_owned(),
+        deployment_id: "1".to_owned(),
+        uid: created.metadata.uid,
+        ..AppFacts::default()
+    };
+    create_as_python_daemon(&client, &before, &facts, &FLAGS).await;
     let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]});
-    let mut uid = None;
-    for (id, config) in [("1", &before), ("2", &after)] {
-        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
-            "metadata": {"name": "moved", "labels": {"fiaas/deployment_id": id, "fiaas/bootstrap": "true"}},
-            "spec": {"application": "moved", "image": format!("example/moved:{id}"), "config": config}});
-        let created = applications
-            .patch(
-                "moved",
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .unwrap();
-        if id == "1" {
-            uid = created.metadata.uid;
-            let facts = AppFacts {
-                name: "moved".to_owned(),
-                namespace: ns.clone(),
-                image: "example/moved:1".to_owned(),
-                deployment_id: "1".to_owned(),
-                uid: uid.clone(),
-                ..AppFacts::default()
-            };
-            create_as_python_daemon(&client, &before, &facts, &FLAGS).await;
-        }
-    }
-    assert!(uid.is_some());
+    put_labelled(&client, &ns, "moved", "2", &bootstrap, after).await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon-bootstrap"))
         .args(["--enable-crd-support", "--use-apiextensionsv1-crd"])
         .args(["--use-networkingv1-ingress"])

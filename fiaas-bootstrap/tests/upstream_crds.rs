@@ -4,8 +4,9 @@
 //! (`tests/upstream_crds.rs`).
 
 use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::applications;
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::json;
 
 #[tokio::test]
@@ -16,25 +17,19 @@ async fn the_bootstrapper_writes_every_status_against_the_upstreams_crds() {
     let _restore = fiaas_tests::upstream_crds::install(&client).await;
     let ns = test_namespace(&client, "bootstrap-upstream-crds").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
-    let applications: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &ApiResource::erase::<fiaas_k8s::Application>(&()),
-    );
+    let applications = applications::api(&client, &ns);
     let apps = ["boot-a", "boot-b"];
     for app in apps {
-        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
-            "metadata": {"name": app, "labels": {"fiaas/deployment_id": "1", "fiaas/bootstrap": "true"}},
-            "spec": {"application": app, "image": "example/app:1",
-                     "config": {"version": 3, "replicas": {"minimum": 1, "maximum": 1}}}});
-        applications
-            .patch(
-                app,
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .unwrap();
+        let config = json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1}});
+        applications::put_labelled(
+            &client,
+            &ns,
+            app,
+            "1",
+            &[("fiaas/bootstrap", "true")],
+            config,
+        )
+        .await;
     }
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon-bootstrap"))
         .args(["--enable-crd-support", "--use-apiextensionsv1-crd"])

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
 use fiaas_spec::AppFacts;
+use fiaas_tests::applications::put;
 use fiaas_tests::python_daemon::{assert_taken_over, create_as_python_daemon};
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use serde_json::{Value, json};
+use kube::api::Api;
+use serde_json::json;
 
 struct Daemon(Child);
 
@@ -40,31 +41,12 @@ async fn the_daemon_takes_over_what_the_python_daemon_deployed() {
         .expect("install the CRDs");
     let ns = test_namespace(&client, "cut-over").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
-    let applications: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &ApiResource::erase::<fiaas_k8s::Application>(&()),
-    );
-    let put = |id: &str, config: Value| {
-        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
-            "metadata": {"name": "moved", "labels": {"fiaas/deployment_id": id}},
-            "spec": {"application": "moved", "image": format!("example/moved:{id}"), "config": config}});
-        let applications = applications.clone();
-        async move {
-            applications
-                .patch(
-                    "moved",
-                    &PatchParams::apply("test").force(),
-                    &Patch::Apply(&body),
-                )
-                .await
-                .unwrap()
-        }
-    };
     let before = json!({"version": 3, "metrics": {"datadog": {"enabled": true}},
         "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
         "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
-    let created = put("1", before.clone()).await;
+    let created = put(&client, &ns, "moved", "1", before.clone())
+        .await
+        .expect("the stored Application");
     let facts = AppFacts {
         name: "moved".to_owned(),
         namespace: ns.clone(),
@@ -75,11 +57,8 @@ async fn the_daemon_takes_over_what_the_python_daemon_deployed() {
     };
     create_as_python_daemon(&client, &before, &facts, &FLAGS).await;
     // The first deploy after the cut-over: no Datadog, one port.
-    put(
-        "2",
-        json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]}),
-    )
-    .await;
+    let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]});
+    put(&client, &ns, "moved", "2", after).await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -11,8 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::applications;
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::Api;
 use serde_json::json;
 
 struct Daemon(Child);
@@ -47,24 +48,10 @@ async fn the_upstreams_crds_get_every_status_written() {
             .spawn()
             .expect("start fiaas-deploy-daemon"),
     );
-    let applications: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &ApiResource::erase::<fiaas_k8s::Application>(&()),
-    );
+    let applications = applications::api(&client, &ns);
     for (name, id) in [("first", "1"), ("second", "1"), ("first", "2")] {
-        let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
-            "metadata": {"name": name, "labels": {"fiaas/deployment_id": id}},
-            "spec": {"application": name, "image": format!("example/{name}:{id}"),
-                     "config": {"version": 3, "replicas": {"minimum": 1, "maximum": 1}}}});
-        applications
-            .patch(
-                name,
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .unwrap();
+        let config = json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1}});
+        applications::put(&client, &ns, name, id, config).await;
         let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_tests::applications::{api as applications, put as put_application};
 use fiaas_tests::fault_proxy::{FaultProxy, Mode, upstream_of};
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -17,7 +18,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 struct Daemon(Child, u16);
@@ -107,43 +108,6 @@ impl Daemon {
                 "the daemon did not stop on {signal}"
             );
             std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn applications(client: &Client, ns: &str) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        ns,
-        &ApiResource::erase::<fiaas_k8s::Application>(&()),
-    )
-}
-
-async fn put_application(client: &Client, ns: &str, name: &str, id: &str, config: Value) {
-    let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
-        "metadata": {"name": name, "labels": {"fiaas/deployment_id": id}},
-        "spec": {"application": name, "image": format!("example/{name}:{id}"), "config": config}});
-    // The tests of this binary load one API server together (3,000 Applications at once):
-    // an answer that is late or refused under that load is asked again.
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let written = applications(client, ns)
-            .patch(
-                name,
-                &PatchParams::apply("test").force(),
-                &Patch::Apply(&body),
-            )
-            .await;
-        match written {
-            // The API server stored it; only the test's own client cannot read the answer back
-            // (an Application nested deeper than serde_json's recursion limit).
-            Ok(_) | Err(kube::Error::SerdeError(_)) => return,
-            Err(e) if attempt < 5 => {
-                eprintln!("create Application {name}, attempt {attempt}: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => panic!("create Application {name}: {e}"),
         }
     }
 }

@@ -558,34 +558,7 @@ async fn objects_the_python_daemon_wrote_lose_what_the_new_fiaas_yml_drops() {
         strongbox_groups: None,
     };
     deploy_doc(&client, &applier, &ns, "moved", &next, after, &flags[..1]).await;
-    let deployment = live(&client, &ns, Kind::Deployment, "moved").await.unwrap();
-    let containers: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(containers, ["moved"], "the sidecar is gone");
-    let service = live(&client, &ns, Kind::Service, "moved").await.unwrap();
-    let ports: Vec<&str> = service["spec"]["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(ports, ["http"], "the dropped port is gone");
-    for object in [&deployment, &service] {
-        let managers: Vec<&str> = object["metadata"]["managedFields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["manager"].as_str().unwrap())
-            .collect();
-        assert!(
-            !managers.contains(&fiaas_tests::python_daemon::MANAGER),
-            "{managers:?}"
-        );
-    }
+    fiaas_tests::python_daemon::assert_taken_over(&client, &ns, "moved").await;
     drop_namespace(&client, &ns).await;
 }
 
