@@ -7,7 +7,10 @@
 #
 # Needs BuildKit (the default builder) for the cache mounts.
 
-FROM rust:1.95-slim-bookworm AS builder
+# Base images are pinned by digest, so a rebuild uses the bytes that were reviewed; the tag stays
+# for readers. To move to a newer image: `docker buildx imagetools inspect <image:tag>` and copy
+# the index digest (the multi-platform one) here.
+FROM rust:1.95-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082 AS builder
 WORKDIR /src
 # The whole workspace: cargo reads every member's manifest even when building a few packages.
 # .dockerignore keeps target/ and .git out of the context.
@@ -26,7 +29,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 # glibc, libgcc and CA certificates (the API server and usage-reporting clients use the system
 # trust store), no shell, no package manager.
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 LABEL org.opencontainers.image.title="fiaas-deploy-daemon" \
       org.opencontainers.image.description="Deploys fiaas Applications to Kubernetes" \
       org.opencontainers.image.source="https://github.com/fiaas/fiaas-rs" \

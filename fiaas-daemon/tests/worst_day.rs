@@ -5,11 +5,13 @@
 //! (`tests/fault_proxy.rs`); the test plays the kubelet where rollouts are to finish. Every wait
 //! is bounded.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
-use fiaas_k8s::{ApplicationStatus, status_name};
+use fiaas_k8s::ApplicationStatus;
 use fiaas_tests::applications::{api as applications, put as put_application};
 use fiaas_tests::fault_proxy::{FaultProxy, Mode, upstream_of};
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
@@ -20,134 +22,7 @@ use k8s_openapi::jiff;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-
-struct Daemon(Child, u16);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Daemon {
-    fn start(ns: &str, kubeconfig: Option<&PathBuf>, extra: &[&str]) -> Daemon {
-        Self::start_as(ns, kubeconfig, extra, None)
-    }
-
-    /// Start with `HOSTNAME` set to `identity`: the leader lease's holder name and the Events'
-    /// reporting instance.
-    fn start_as(
-        ns: &str,
-        kubeconfig: Option<&PathBuf>,
-        extra: &[&str],
-        identity: Option<&str>,
-    ) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"));
-        command
-            .args([
-                "--port",
-                &port.to_string(),
-                "--enable-crd-support",
-                "--use-apiextensionsv1-crd",
-                "--use-networkingv1-ingress",
-            ])
-            .args(extra)
-            .env("NAMESPACE", ns)
-            .stdout(Stdio::null());
-        if let Some(kubeconfig) = kubeconfig {
-            command.env("KUBECONFIG", kubeconfig);
-        }
-        if let Some(identity) = identity {
-            command.env("HOSTNAME", identity);
-        }
-        Daemon(command.spawn().expect("start fiaas-deploy-daemon"), port)
-    }
-
-    /// The status code `/healthz` answers, if it answers.
-    fn health(&self) -> Option<u16> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.1)).ok()?;
-        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            stream,
-            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).ok()?;
-        answer.split(' ').nth(1)?.parse().ok()
-    }
-
-    fn assert_alive(&mut self) {
-        assert!(
-            self.0.try_wait().unwrap().is_none(),
-            "the daemon exited; it should ride out the fault"
-        );
-    }
-
-    fn send(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn signal(&mut self, signal: &str) {
-        self.send(signal);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.0.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the daemon did not stop on {signal}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn small() -> Value {
-    json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1}})
-}
-
-async fn status(client: &Client, ns: &str, app: &str, id: &str) -> Option<ApplicationStatus> {
-    let api: Api<ApplicationStatus> = Api::namespaced(client.clone(), ns);
-    api.get_opt(&status_name(app, id)).await.ok().flatten()
-}
-
-/// Wait until every `(app, id)` has a final status; returns them, or fails naming the missing.
-async fn final_statuses(
-    client: &Client,
-    ns: &str,
-    wanted: &[(&str, &str)],
-    within: Duration,
-) -> Vec<ApplicationStatus> {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut found = Vec::new();
-        let mut missing = Vec::new();
-        for (app, id) in wanted {
-            match status(client, ns, app, id).await {
-                Some(s) if s.result == "SUCCESS" || s.result == "FAILED" => found.push(s),
-                other => missing.push(format!("{app}/{id}: {:?}", other.map(|s| s.result))),
-            }
-        }
-        if missing.is_empty() {
-            return found;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no final status within {within:?}: {missing:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use support::{Daemon, all_succeed, final_statuses, kubectl, small, status, test_kubeconfig};
 
 fn result_of<'a>(statuses: &'a [ApplicationStatus], app: &str) -> &'a ApplicationStatus {
     statuses
@@ -169,10 +44,6 @@ fn deeply_nested(depth: usize) -> Value {
         value = json!({ "a": value });
     }
     json!({"version": 3, "annotations": {"deployment": {"deep": "x"}}, "extensions": value})
-}
-
-fn test_kubeconfig() -> PathBuf {
-    PathBuf::from(std::env::var_os("KUBECONFIG").expect("KUBECONFIG of the test cluster"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -267,16 +138,6 @@ async fn hostile_applications_fail_alone() {
     daemon.assert_alive();
     kubelet.abort();
     drop_namespace(&client, &ns).await;
-}
-
-/// Wait until `apps` (id "1") all succeeded; how long that took.
-async fn all_succeed(client: &Client, ns: &str, apps: &[String], within: Duration) -> Duration {
-    let started = Instant::now();
-    let wanted: Vec<(&str, &str)> = apps.iter().map(|a| (a.as_str(), "1")).collect();
-    for s in final_statuses(client, ns, &wanted, within).await {
-        assert_eq!(s.result, "SUCCESS", "{:?}: {:?}", s.metadata.name, s.logs);
-    }
-    started.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -676,27 +537,6 @@ async fn a_restart_that_finds_thousands_of_unfinished_apps_stays_bounded() {
     assert!(rss < 96.0, "peak RSS {rss:.1} MiB");
     drop_namespace(&client, &ns).await;
     let _ = std::fs::remove_file(kubeconfig);
-}
-
-fn kubectl(args: &[&str], input: Option<&str>) -> String {
-    use std::io::Write as _;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run kubectl");
-    if let Some(input) = input {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "kubectl {args:?} failed");
-    String::from_utf8(output.stdout).unwrap()
 }
 
 /// Removes the cluster-scoped throttling objects when dropped.

@@ -77,3 +77,32 @@ stop_all() {
   fi
   rm -f "$DIR/env"
 }
+
+# start_apiserver API_PORT ETCD_PORT: start kube-apiserver in the background with the cluster's
+# flags (shared by `up` and `restart-apiserver`, so a restarted server is the same server).
+# Requests of ServiceAccounts are written to $DIR/audit.log (JSON lines, metadata only): tests
+# that run the daemon under deploy/rbac.yaml read from it which verbs the daemon used. The
+# admin user of the tests and the controller-manager are not logged, to keep the log small.
+start_apiserver() {
+  local api_port=$1 etcd_port=$2
+  cat > "$DIR/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    userGroups: ["system:serviceaccounts"]
+  - level: None
+POLICY
+  log "starting kube-apiserver on https://127.0.0.1:$api_port"
+  "$KUBE_BIN/kube-apiserver" --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" --insecure-port=0 \
+    --cert-dir="$DIR/certs" --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" --token-auth-file="$PKI/tokens.csv" --authorization-mode=RBAC \
+    --service-cluster-ip-range=10.0.0.0/16 --service-account-issuer=https://kubernetes.default.svc \
+    --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
+    --disable-admission-plugins=ServiceAccount --allow-privileged=true \
+    --audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/audit.log" --audit-log-format=json \
+    </dev/null >>"$DIR/apiserver.log" 2>&1 9>&- &
+  echo $! > "$DIR/apiserver.pid"
+}
