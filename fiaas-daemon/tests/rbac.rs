@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use fiaas_tests::applications::put as put_application;
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::Api;
 use serde_json::{Value, json};
-use support::{Daemon, final_statuses, kubectl, test_kubeconfig};
+use support::{Daemon, audited, final_statuses, kubectl, service_account_kubeconfig};
 
 const SERVICE_ACCOUNT: &str = "fiaas-deploy-daemon";
 
@@ -80,83 +79,6 @@ fn install_rbac(ns: &str) {
     kubectl(&["apply", "-n", ns, "-f", "-"], Some(&optional.to_string()));
 }
 
-/// A kubeconfig for the test cluster that authenticates with `token`.
-fn token_kubeconfig(token: &str, ns: &str) -> PathBuf {
-    let admin = kube::config::Kubeconfig::read_from(test_kubeconfig()).unwrap();
-    let cluster = admin.clusters[0].cluster.clone().unwrap();
-    let config = json!({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "test", "cluster": cluster}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": SERVICE_ACCOUNT}}],
-        "current-context": "sa",
-    });
-    let path = std::env::temp_dir().join(format!("kubeconfig-{ns}"));
-    std::fs::write(&path, config.to_string()).unwrap();
-    path
-}
-
-/// The ServiceAccount's token, from the Secret the token controller creates for it.
-async fn service_account_token(client: &Client, ns: &str) -> String {
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        for secret in secrets.list(&Default::default()).await.unwrap().items {
-            let for_us = secret
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("kubernetes.io/service-account.name"))
-                .is_some_and(|name| name == SERVICE_ACCOUNT);
-            if let Some(token) = secret.data.as_ref().and_then(|d| d.get("token"))
-                && for_us
-            {
-                return String::from_utf8(token.0.clone()).unwrap();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no token Secret for the ServiceAccount"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// One request of the audit log.
-struct Request {
-    resource: String,
-    verb: String,
-    code: u64,
-    uri: String,
-}
-
-/// The requests the ServiceAccount of `ns` made, from the test cluster's audit log.
-fn audited(ns: &str) -> Vec<Request> {
-    let directory = std::env::var_os("FIAAS_TEST_CLUSTER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repository().join("target/test-cluster"));
-    let log = std::fs::read_to_string(directory.join("audit.log"))
-        .expect("the audit log of a cluster started by tests/cluster/up");
-    let user = format!("system:serviceaccount:{ns}:{SERVICE_ACCOUNT}");
-    log.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["user"]["username"] == user.as_str())
-        .filter_map(|event| {
-            let object = &event["objectRef"];
-            let mut resource = object["resource"].as_str()?.to_owned();
-            if let Some(sub) = object["subresource"].as_str() {
-                resource = format!("{resource}/{sub}");
-            }
-            Some(Request {
-                resource,
-                verb: event["verb"].as_str()?.to_owned(),
-                code: event["responseStatus"]["code"].as_u64().unwrap_or(0),
-                uri: event["requestURI"].as_str().unwrap_or_default().to_owned(),
-            })
-        })
-        .collect()
-}
-
 async fn deploy(client: &Client, ns: &str, id: &str, config: Value) {
     put_application(client, ns, "web", id, config).await;
     let done = final_statuses(client, ns, &[("web", id)], Duration::from_secs(90)).await;
@@ -182,8 +104,7 @@ async fn the_daemon_needs_exactly_the_rights_deploy_rbac_grants() {
     };
     let ns = test_namespace(&client, "rbac").await;
     install_rbac(&ns);
-    let token = service_account_token(&client, &ns).await;
-    let kubeconfig = token_kubeconfig(&token, &ns);
+    let kubeconfig = service_account_kubeconfig(&client, &ns, SERVICE_ACCOUNT).await;
     let kubelet = keep_pods_ready(&client, &ns, None);
     let first = Daemon::start(
         &ns,
@@ -262,7 +183,7 @@ async fn the_daemon_needs_exactly_the_rights_deploy_rbac_grants() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     kubelet.abort();
 
-    let requests = audited(&ns);
+    let requests = audited(&ns, SERVICE_ACCOUNT);
     assert!(
         !requests.is_empty(),
         "no request of the daemon in the audit log"

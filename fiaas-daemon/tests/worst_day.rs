@@ -22,7 +22,10 @@ use k8s_openapi::jiff;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::{Daemon, all_succeed, final_statuses, kubectl, small, status, test_kubeconfig};
+use support::{
+    Daemon, all_succeed, audited, final_statuses, kubectl, service_account_kubeconfig, small,
+    status, test_kubeconfig,
+};
 
 fn result_of<'a>(statuses: &'a [ApplicationStatus], app: &str) -> &'a ApplicationStatus {
     statuses
@@ -393,17 +396,39 @@ async fn a_frozen_leader_writes_nothing_once_its_lease_has_passed() {
         return;
     };
     let ns = test_namespace(&client, "frozen").await;
-    let election = ["--leader-election"];
-    let mut first = Daemon::start_as(&ns, None, &election, Some("replica-a"));
+    // Each replica its own ServiceAccount, so the audit log tells their requests apart.
+    let mut kubeconfigs = Vec::new();
+    for replica in ["replica-a", "replica-b"] {
+        kubectl(&["create", "serviceaccount", "-n", &ns, replica], None);
+        kubectl(
+            &[
+                "create",
+                "rolebinding",
+                "-n",
+                &ns,
+                replica,
+                "--clusterrole=cluster-admin",
+                &format!("--serviceaccount={ns}:{replica}"),
+            ],
+            None,
+        );
+        kubeconfigs.push(service_account_kubeconfig(&client, &ns, replica).await);
+    }
+    let election = ["--leader-election", "--disable-crd-creation"];
+    let mut first = Daemon::start_as(&ns, Some(&kubeconfigs[0]), &election, Some("replica-a"));
     let deadline = Instant::now() + Duration::from_secs(30);
     while lease_holder(&client, &ns).await.map(|(h, _)| h).as_deref() != Some("replica-a") {
         assert!(Instant::now() < deadline, "replica-a never led");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let _second = Daemon::start_as(&ns, None, &election, Some("replica-b"));
+    let _second = Daemon::start_as(&ns, Some(&kubeconfigs[1]), &election, Some("replica-b"));
     let apps: Vec<String> = (0..3).map(|i| format!("app-{i}")).collect();
+    // A 10 s rollout timeout (10 × 1 s × 1 replica) that passes while replica-a is frozen: on
+    // waking, its own timer tells it to write FAILED at once, without a request first.
+    let quick = json!({"version": 3, "replicas": {"minimum": 1, "maximum": 1},
+                       "healthchecks": {"readiness": {"initial_delay_seconds": 1}}});
     for app in &apps {
-        put_application(&client, &ns, app, "1", small()).await;
+        put_application(&client, &ns, app, "1", quick.clone()).await;
     }
     // No kubelet yet: replica-a waits for every rollout.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -448,22 +473,24 @@ async fn a_frozen_leader_writes_nothing_once_its_lease_has_passed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(!exit.success(), "losing the lease exits non-zero");
-    let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-    for event in events.list(&Default::default()).await.unwrap().items {
-        if event.reporting_instance.as_deref() != Some("replica-a") {
-            continue;
-        }
-        let last = event
-            .series
-            .as_ref()
-            .map(|s| s.last_observed_time.0)
-            .or(event.event_time.as_ref().map(|t| t.0))
-            .unwrap();
-        assert!(
-            last < taken_over,
-            "replica-a wrote {:?} at {last} after replica-b took over at {taken_over}",
-            event.reason
-        );
+    // The API server writes its audit log asynchronously.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let late_writes: Vec<String> = audited(&ns, "replica-a")
+        .into_iter()
+        .filter(|r| {
+            matches!(r.verb.as_str(), "create" | "patch" | "update" | "delete")
+                && (200..300).contains(&r.code)
+                && r.resource != "leases"
+                && r.received >= taken_over
+        })
+        .map(|r| format!("{} {} at {}", r.verb, r.uri, r.received))
+        .collect();
+    assert!(
+        late_writes.is_empty(),
+        "replica-a wrote after replica-b took over at {taken_over}: {late_writes:#?}"
+    );
+    for kubeconfig in kubeconfigs {
+        let _ = std::fs::remove_file(kubeconfig);
     }
     kubelet.abort();
     drop_namespace(&client, &ns).await;

@@ -2,11 +2,13 @@
 //! the ApplicationStatus objects it writes. Each test binary uses a part of it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff;
 use kube::Client;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -172,4 +174,87 @@ pub fn kubectl(args: &[&str], input: Option<&str>) -> String {
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "kubectl {args:?} failed");
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// A kubeconfig for the test cluster that authenticates as the ServiceAccount `name` of `ns`
+/// (which must exist), with the token from the Secret the token controller creates for it.
+pub async fn service_account_kubeconfig(client: &Client, ns: &str, name: &str) -> PathBuf {
+    let token = service_account_token(client, ns, name).await;
+    let admin = kube::config::Kubeconfig::read_from(test_kubeconfig()).unwrap();
+    let cluster = admin.clusters[0].cluster.clone().unwrap();
+    let config = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "test", "cluster": cluster}],
+        "users": [{"name": name, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "test", "user": name}}],
+        "current-context": "sa",
+    });
+    let path = std::env::temp_dir().join(format!("kubeconfig-{ns}-{name}"));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+async fn service_account_token(client: &Client, ns: &str, name: &str) -> String {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for secret in secrets.list(&Default::default()).await.unwrap().items {
+            let for_us = secret
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("kubernetes.io/service-account.name"))
+                .is_some_and(|account| account == name);
+            if let Some(token) = secret.data.as_ref().and_then(|d| d.get("token"))
+                && for_us
+            {
+                return String::from_utf8(token.0.clone()).unwrap();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no token Secret for the ServiceAccount"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One request of the audit log.
+pub struct Request {
+    /// `resource` or `resource/subresource`.
+    pub resource: String,
+    pub verb: String,
+    pub code: u64,
+    pub uri: String,
+    /// When the API server received it.
+    pub received: jiff::Timestamp,
+}
+
+/// The requests the ServiceAccount `name` of `ns` made, from the test cluster's audit log
+/// (`tests/cluster/up` records ServiceAccounts' requests).
+pub fn audited(ns: &str, name: &str) -> Vec<Request> {
+    let directory = std::env::var_os("FIAAS_TEST_CLUSTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cluster"));
+    let log = std::fs::read_to_string(directory.join("audit.log"))
+        .expect("the audit log of a cluster started by tests/cluster/up");
+    let user = format!("system:serviceaccount:{ns}:{name}");
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["user"]["username"] == user.as_str())
+        .filter_map(|event| {
+            let object = &event["objectRef"];
+            let mut resource = object["resource"].as_str()?.to_owned();
+            if let Some(sub) = object["subresource"].as_str() {
+                resource = format!("{resource}/{sub}");
+            }
+            Some(Request {
+                resource,
+                verb: event["verb"].as_str()?.to_owned(),
+                code: event["responseStatus"]["code"].as_u64().unwrap_or(0),
+                uri: event["requestURI"].as_str().unwrap_or_default().to_owned(),
+                received: event["requestReceivedTimestamp"].as_str()?.parse().ok()?,
+            })
+        })
+        .collect()
 }
