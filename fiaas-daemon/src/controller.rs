@@ -2,7 +2,7 @@
 //! (`fiaas-daemon/src/scheduler.rs` decides; this module only performs): deploy tasks, FAILED
 //! statuses for superseded deployment ids, retry timers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use crate::deploy_error::DeployError;
 use crate::deployer::{Cancel, Deployer};
 use crate::health::Heartbeat;
 use crate::scheduler::{AppKey, Decision, Finished, Scheduler};
+use crate::shards::{Shards, shard_of};
 
 /// How long the watch may fail before `/healthz` reports it.
 const WATCH_FAILURE_ALLOWANCE: Duration = Duration::from_secs(20);
@@ -60,6 +61,8 @@ pub struct Controller {
     deployer_heartbeat: Heartbeat,
     scheduler: Scheduler,
     running: HashMap<AppKey, Running>,
+    /// With `--shards`: only apps of the shards this replica holds are deployed.
+    shards: Option<Shards>,
 }
 
 impl Controller {
@@ -79,7 +82,21 @@ impl Controller {
             deployer_heartbeat,
             scheduler: Scheduler::new(),
             running: HashMap::new(),
+            shards: None,
         }
+    }
+
+    /// Deploy only the apps of the shards this replica holds: a gained shard's apps are
+    /// (re)listed and resumed, a lost one's deploys stop at once.
+    pub fn sharded(mut self, shards: Shards) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    fn owns(&self, view: &ApplicationView) -> bool {
+        self.shards
+            .as_ref()
+            .is_none_or(|shards| shards.holds(&view.namespace, &view.app))
     }
 
     /// Run until `stop` says otherwise. Unfinished deploys are picked up again by the next
@@ -89,9 +106,14 @@ impl Controller {
             Some(ns) => Api::namespaced(self.client.clone(), ns),
             None => Api::all(self.client.clone()),
         };
-        let mut stream = watcher::watcher(api, fiaas_k8s::watch_config())
-            .backoff(fiaas_k8s::WatchBackoff::default())
-            .boxed();
+        let watch = || {
+            watcher::watcher(api.clone(), fiaas_k8s::watch_config())
+                .backoff(fiaas_k8s::WatchBackoff::default())
+                .boxed()
+        };
+        let mut stream = watch();
+        let mut held_changes = self.shards.as_ref().map(Shards::held);
+        let mut held: BTreeSet<u32> = BTreeSet::new();
         let (reports_tx, mut reports) = mpsc::unbounded_channel::<Report>();
         let mut tick = tokio::time::interval(TICK);
         let mut failing_since: Option<(Instant, String)> = None;
@@ -120,6 +142,22 @@ impl Controller {
                         _ => self.watcher_heartbeat.beat(),
                     }
                 }
+                Some(Ok(())) = changed(&mut held_changes) => {
+                    let now: BTreeSet<u32> = held_changes
+                        .as_mut()
+                        .map(|changes| changes.borrow_and_update().clone())
+                        .unwrap_or_default();
+                    let lost: BTreeSet<u32> = held.difference(&now).copied().collect();
+                    let gained = now.difference(&held).next().is_some();
+                    held = now;
+                    if !lost.is_empty() {
+                        self.hand_over(&lost);
+                    }
+                    if gained {
+                        // A fresh listing brings every app of the new shards, deployed or not.
+                        stream = watch();
+                    }
+                }
                 Some(report) = reports.recv() => {
                     let decisions = match report {
                         Report::Finished(view, finished) => {
@@ -129,7 +167,8 @@ impl Controller {
                             }
                             self.scheduler.finished(view, finished)
                         }
-                        Report::Retry(view) => self.scheduler.retry(view),
+                        Report::Retry(view) if self.owns(&view) => self.scheduler.retry(view),
+                        Report::Retry(_) => Vec::new(),
                     };
                     self.perform(decisions, &reports_tx);
                 }
@@ -139,6 +178,7 @@ impl Controller {
                             failing_since = None;
                             self.watcher_heartbeat.beat();
                             let decisions = match event {
+                                Event::Apply(object) | Event::InitApply(object) if !self.owns(&ApplicationView::of(&object)) => Vec::new(),
                                 Event::Apply(object) => self.scheduler.applied(ApplicationView::of(&object), false),
                                 Event::InitApply(object) => self.scheduler.applied(ApplicationView::of(&object), true),
                                 Event::Delete(object) => {
@@ -172,6 +212,21 @@ impl Controller {
             }
         };
         self.shut_down(how, grace).await;
+    }
+
+    /// The apps of `lost` shards are another replica's now: their deploys stop without another
+    /// write (their fence is closed already) and the scheduler forgets them.
+    fn hand_over(&mut self, lost: &BTreeSet<u32>) {
+        let Some(count) = self.shards.as_ref().map(Shards::count) else {
+            return;
+        };
+        let leaving = |(namespace, app): &AppKey| lost.contains(&shard_of(namespace, app, count));
+        for key in self.scheduler.hand_over(leaving) {
+            if let Some(running) = self.running.remove(&key) {
+                running.task.abort();
+            }
+        }
+        crate::metrics::deploy_queue(self.scheduler.running(), self.scheduler.queued());
     }
 
     fn perform(&mut self, decisions: Vec<Decision>, reports: &mpsc::UnboundedSender<Report>) {
@@ -259,6 +314,16 @@ impl Controller {
                 grace.as_secs()
             );
         }
+    }
+}
+
+/// The next change of the held shards; never, without sharding.
+async fn changed(
+    held: &mut Option<watch::Receiver<BTreeSet<u32>>>,
+) -> Option<Result<(), watch::error::RecvError>> {
+    match held {
+        Some(held) => Some(held.changed().await),
+        None => std::future::pending().await,
     }
 }
 

@@ -21,7 +21,7 @@ use tracing::Instrument;
 use crate::application::ApplicationView;
 use crate::deploy_error::DeployError;
 use crate::hook::ExtensionHook;
-use crate::leader::Fence;
+use crate::fence::Fence;
 use crate::scheduler::{Finished, MAX_RETRIES, StartCheck};
 use crate::usage::{UsageEvent, UsageReporter, UsageStatus};
 use crate::{logging, metrics};
@@ -60,8 +60,8 @@ pub struct Deployer {
     pub hook: Option<ExtensionHook>,
     /// Bounds how many deploys talk to the API server at once.
     pub permits: Arc<Semaphore>,
-    /// With leader election: deploys stop, and nothing more is written, once the lease may
-    /// have passed to another replica.
+    /// With leader election or sharding: a deploy stops, and nothing more is written for its
+    /// app, once the lease covering the app may have passed to another replica.
     pub fence: Option<Fence>,
 }
 
@@ -153,6 +153,7 @@ impl Deployer {
     ) -> Finished {
         let deployment_id = view.deployment_id.clone().unwrap_or_default();
         let span = logging::deploy_span(&view.app, &view.namespace, &deployment_id);
+        let (namespace, app) = (view.namespace.clone(), view.app.clone());
         let deploy = self
             .run_in_span(view, cancel, check, attempt)
             .instrument(span);
@@ -160,7 +161,7 @@ impl Deployer {
             None => deploy.await,
             Some(fence) => tokio::select! {
                 biased;
-                () = fence.closed() => Finished::Stopped,
+                () = fence.closed(&namespace, &app) => Finished::Stopped,
                 finished = deploy => finished,
             },
         }
@@ -469,7 +470,11 @@ impl Deployer {
                 subject.deployment_id
             ),
         );
-        if self.fence.as_ref().is_some_and(|fence| !fence.holds()) {
+        if self
+            .fence
+            .as_ref()
+            .is_some_and(|fence| !fence.holds(&subject.namespace, &subject.app))
+        {
             tracing::warn!(
                 "Not saving result {}: the leader lease may have passed to another replica",
                 result.as_str()

@@ -19,6 +19,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::fence::Fence;
+
 /// How long a lease stays valid after its last renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 /// How often the holder renews its lease.
@@ -278,49 +280,10 @@ impl LeaderElector {
     }
 }
 
-/// Whether this process may still write as the leader: until [`RENEW_DEADLINE`] after the last
-/// renewal was sent, which is before any other candidate may see the lease expire. It reads the
-/// monotonic clock, so a process that was frozen (SIGSTOP, a stalled node) and wakes after its
-/// lease ran out finds it closed before the renewer has even run again.
-#[derive(Clone, Debug)]
-pub struct Fence {
-    valid_until: watch::Receiver<Instant>,
-}
-
-impl Fence {
-    /// Whether writing is still allowed.
-    pub fn holds(&self) -> bool {
-        Instant::now() < *self.valid_until.borrow()
-    }
-
-    /// Resolves once writing is no longer allowed.
-    pub async fn closed(&self) {
-        let mut valid_until = self.valid_until.clone();
-        loop {
-            let until = *valid_until.borrow_and_update();
-            if Instant::now() >= until {
-                return;
-            }
-            tokio::select! {
-                () = tokio::time::sleep_until(until) => {}
-                changed = valid_until.changed() => {
-                    if changed.is_err() {
-                        // The renewer is gone: the last validity stands.
-                        tokio::time::sleep_until(until).await;
-                        return;
-                    }
-                }
-            }
-        }
-    }
-}
-
 impl LeaseGuard {
-    /// The fence for the deploys done under this lease.
+    /// The fence for the deploys done under this lease: one for every app.
     pub fn fence(&self) -> Fence {
-        Fence {
-            valid_until: self.valid_until.clone(),
-        }
+        Fence::single(self.valid_until.clone())
     }
 
     /// Resolves once the lease is lost (taken by another candidate, or not renewed in time);
@@ -366,7 +329,7 @@ impl Drop for LeaseGuard {
 }
 
 /// The current holder; an empty identity, as other tools write on release, is none.
-fn holder(spec: &LeaseSpec) -> Option<&str> {
+pub(crate) fn holder(spec: &LeaseSpec) -> Option<&str> {
     spec.holder_identity
         .as_deref()
         .filter(|holder| !holder.is_empty())
@@ -374,7 +337,7 @@ fn holder(spec: &LeaseSpec) -> Option<&str> {
 
 /// Whether the holder let the lease run out. A lease without a renew time or duration was not
 /// written by a well-behaved holder and is treated as expired.
-fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
+pub(crate) fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     match (&spec.renew_time, spec.lease_duration_seconds) {
         (Some(MicroTime(renewed)), Some(seconds)) => {
             now.duration_since(*renewed) > SignedDuration::from_secs(seconds.into())
@@ -383,11 +346,11 @@ fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     }
 }
 
-fn lease_duration_seconds() -> i32 {
+pub(crate) fn lease_duration_seconds() -> i32 {
     LEASE_DURATION.as_secs() as i32
 }
 
-fn is_conflict(error: &kube::Error) -> bool {
+pub(crate) fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
@@ -419,28 +382,6 @@ mod tests {
         assert!(!expired(&spec(Some("a"), Some(5)), now));
         assert!(expired(&spec(Some("a"), Some(20)), now));
         assert!(expired(&spec(Some("a"), None), now));
-    }
-
-    #[tokio::test]
-    async fn the_fence_closes_when_renewals_stop_extending_it() {
-        let validity = Duration::from_millis(300);
-        let (valid_tx, valid_until) = watch::channel(Instant::now() + validity);
-        let fence = Fence { valid_until };
-        assert!(fence.holds());
-        let closing = tokio::spawn({
-            let fence = fence.clone();
-            async move { fence.closed().await }
-        });
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let renewed = Instant::now();
-        valid_tx.send_replace(renewed + validity);
-        assert!(fence.holds());
-        closing.await.unwrap();
-        assert!(
-            renewed.elapsed() >= validity,
-            "the renewal extended the fence"
-        );
-        assert!(!fence.holds());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use fiaas_daemon::health::{Health, Heartbeat};
 use fiaas_daemon::hook::ExtensionHook;
 use fiaas_daemon::leader::{self, LeaderElector};
 use fiaas_daemon::metrics;
+use fiaas_daemon::shards::ShardLeases;
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_daemon::usage::{UsageReporter, UsageSettings};
 use fiaas_daemon::web::{self, WebState};
@@ -47,9 +48,15 @@ struct Cli {
     /// wait for the lease again after its restart.
     #[arg(long)]
     leader_election: bool,
-    /// The name of that Lease.
+    /// The name of that Lease; with `--shards`, the prefix of the shard and membership Leases.
     #[arg(long, default_value = "fiaas-deploy-daemon")]
     leader_election_lease_name: String,
+    /// Split the Applications into this many shards (by namespace and `spec.application`), each
+    /// deployed by the replica holding its Lease (`<lease name>-shard-<i>`); each replica holds
+    /// at most its share. 1: one replica deploys everything (then `--leader-election` decides
+    /// which).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: u32,
 }
 
 fn main() -> ExitCode {
@@ -105,8 +112,12 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         let kube_config = startup::kube_config(&config, &namespace).await?;
         let client =
             kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
+        let sharded = cli.shards > 1;
+        if sharded && cli.leader_election {
+            tracing::info!("With --shards, each shard's Lease replaces the leader election");
+        }
         // Standby replicas wait here, before touching CRDs or watching anything.
-        let lease = if cli.leader_election {
+        let lease = if cli.leader_election && !sharded {
             let elector = LeaderElector::new(
                 client.clone(),
                 &namespace,
@@ -164,6 +175,24 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
                 instance: std::env::var("HOSTNAME").ok(),
             },
         );
+        let shards = sharded.then(|| {
+            let (leases, shards) = ShardLeases::new(
+                client.clone(),
+                &namespace,
+                &cli.leader_election_lease_name,
+                leader::default_identity(),
+                cli.shards,
+            );
+            let (release, released) = watch::channel(false);
+            let heartbeat = health.register("ShardLeases", Duration::from_secs(30));
+            let task = tokio::spawn(leases.run(released, heartbeat));
+            (shards, release, task)
+        });
+        let fence = match (&lease, &shards) {
+            (Some(lease), _) => Some(lease.fence()),
+            (None, Some((shards, _, _))) => Some(shards.fence()),
+            (None, None) => None,
+        };
         let config = Arc::new(config);
         let deployer = Arc::new(Deployer {
             statuses: StatusWriter::new(client.clone(), config.include_status_in_app)
@@ -176,21 +205,27 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             usage,
             hook,
             permits: Arc::new(Semaphore::new(cli.max_concurrent_deploys as usize)),
-            fence: lease.as_ref().map(|lease| lease.fence()),
+            fence,
         });
-        let controller = Controller::new(
+        let mut controller = Controller::new(
             client,
             scope,
             deployer,
             watcher_heartbeat,
             health.register("Deployer", Duration::from_secs(30)),
         );
+        if let Some((shards, _, _)) = &shards {
+            controller = controller.sharded(shards.clone());
+        }
         let (stop_controller, controller_stop) = watch::channel(Stop::No);
         let mut terminating = shutdown_rx.clone();
         let graceful = stop_controller.clone();
+        // Sharded, a replica stops its deploys at once and hands its shards over, so the other
+        // replicas resume them within a round instead of waiting for the grace period.
+        let how = if sharded { Stop::Now } else { Stop::Gracefully };
         tokio::spawn(async move {
             if terminating.wait_for(|stop| *stop).await.is_ok() {
-                let _ = graceful.send(Stop::Gracefully);
+                let _ = graceful.send(how);
             }
         });
         let running = controller.run(
@@ -198,7 +233,13 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             Duration::from_secs(cli.shutdown_grace_seconds),
         );
         match lease {
-            None => running.await,
+            None => {
+                running.await;
+                if let Some((_, release, task)) = shards {
+                    let _ = release.send(true);
+                    task.await.context("the shard lease task")?;
+                }
+            }
             Some(lease) => {
                 tokio::pin!(running);
                 tokio::select! {

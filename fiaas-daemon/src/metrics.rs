@@ -44,6 +44,8 @@ const DEPLOY_ERRORS: &str = "fiaas_deploy_errors_total";
 const DEPLOYS_IN_PROGRESS: &str = "fiaas_deploys_in_progress";
 const DEPLOYS_QUEUED: &str = "fiaas_deploys_queued";
 const HEALTHY: &str = "fiaas_healthy";
+const SHARDS_HELD: &str = "fiaas_shards_held";
+const SHARD_TRANSITIONS: &str = "fiaas_shard_lease_transitions_total";
 
 /// The `page` label values of `web_request_latency`, all exposed from startup as upstream does.
 const WEB_PAGES: [&str; 6] = [
@@ -147,6 +149,16 @@ const FAMILIES: &[(&str, Kind, &str)] = &[
         HEALTHY,
         Kind::Gauge,
         "1 while a part of the daemon reports progress, 0 once it reports failing, by part",
+    ),
+    (
+        SHARDS_HELD,
+        Kind::Gauge,
+        "How many shards this replica holds (with --shards)",
+    ),
+    (
+        SHARD_TRANSITIONS,
+        Kind::Counter,
+        "Shard leases this replica gained, lost or released, by change",
     ),
 ];
 
@@ -287,6 +299,16 @@ pub fn deploy_error(reason: &'static str) {
 pub fn deploy_queue(in_progress: usize, queued: usize) {
     gauge!(DEPLOYS_IN_PROGRESS).set(in_progress as f64);
     gauge!(DEPLOYS_QUEUED).set(queued as f64);
+}
+
+/// How many shards this replica holds (`--shards`).
+pub fn shards_held(count: usize) {
+    gauge!(SHARDS_HELD).set(count as f64);
+}
+
+/// This replica `change`d a shard lease: "gained", "lost" or "released".
+pub fn shard_transition(change: &'static str) {
+    counter!(SHARD_TRANSITIONS, "change" => change).increment(1);
 }
 
 /// Whether the daemon's part `part` is healthy (`fiaas_healthy{part}`).

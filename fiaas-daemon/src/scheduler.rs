@@ -103,9 +103,9 @@ pub struct Scheduler {
     pending: HashMap<AppKey, ApplicationView>,
     /// The last deployment id per app that this process finished, with its verdict.
     finished: HashMap<AppKey, (String, DeployResult)>,
-    /// The last resourceVersion handled per Application object: a re-delivered version is
-    /// skipped.
-    seen: HashMap<ObjectKey, String>,
+    /// The last resourceVersion handled per Application object, and the object's app: a
+    /// re-delivered version is skipped.
+    seen: HashMap<ObjectKey, (String, AppKey)>,
     /// The last deployment id seen per app.
     ids: HashMap<AppKey, String>,
     /// Attempts so far of the app's current deployment id, after transient failures.
@@ -148,10 +148,10 @@ impl Scheduler {
     pub fn applied(&mut self, view: ApplicationView, listed: bool) -> Vec<Decision> {
         if let Some(version) = &view.resource_version {
             let object = object_key(&view);
-            if self.seen.get(&object) == Some(version) {
+            if self.seen.get(&object).is_some_and(|(seen, _)| seen == version) {
                 return Vec::new();
             }
-            self.seen.insert(object, version.clone());
+            self.seen.insert(object, (version.clone(), app_key(&view)));
         }
         self.consider(view, listed)
     }
@@ -329,6 +329,23 @@ impl Scheduler {
         decisions
     }
 
+    /// Another replica deploys the apps for which `leaving` holds from now on (their shard was
+    /// given up or lost): everything about them is forgotten, so that if they come back they are
+    /// considered afresh. Returns those whose deploy was running; the controller stops them
+    /// without another write.
+    pub fn hand_over(&mut self, leaving: impl Fn(&AppKey) -> bool) -> Vec<AppKey> {
+        let running: Vec<AppKey> = self.running.keys().filter(|k| leaving(k)).cloned().collect();
+        for key in &running {
+            self.running.remove(key);
+        }
+        self.pending.retain(|key, _| !leaving(key));
+        self.finished.retain(|key, _| !leaving(key));
+        self.ids.retain(|key, _| !leaving(key));
+        self.attempts.retain(|key, _| !leaving(key));
+        self.seen.retain(|_, (_, key)| !leaving(key));
+        running
+    }
+
     /// An Application object was deleted: forget it, and stop its running deploy.
     pub fn deleted(&mut self, view: &ApplicationView) -> Vec<Decision> {
         let key = app_key(view);
@@ -405,6 +422,27 @@ mod tests {
             started(&s.applied(app("b", "d1", "2"), true)),
             [("d1".to_owned(), StartCheck::SkipIfDeployed, 0)]
         );
+    }
+
+    #[test]
+    fn apps_handed_over_are_forgotten_and_considered_afresh_when_they_come_back() {
+        let mut s = Scheduler::new();
+        s.applied(app("a", "d1", "1"), false);
+        s.applied(app("b", "d1", "2"), false);
+        s.finished(app("b", "d1", "2"), Finished::Verdict(DeployResult::Success));
+        s.applied(app("a", "d2", "3"), false);
+        assert_eq!(s.queued(), 1);
+        let stopped = s.hand_over(|(_, name)| name == "a");
+        assert_eq!(stopped, [("ns".to_owned(), "a".to_owned())]);
+        assert_eq!((s.running(), s.queued()), (0, 0));
+        // Relisted when the shard returns: the same version is not skipped as seen, and an
+        // id the other replica may have left unfinished is started (with a status lookup).
+        assert_eq!(
+            started(&s.applied(app("a", "d2", "3"), true)),
+            [("d2".to_owned(), StartCheck::SkipIfDeployed, 0)]
+        );
+        // What stayed is remembered as before.
+        assert!(s.applied(app("b", "d1", "2"), true).is_empty());
     }
 
     #[test]
