@@ -308,6 +308,17 @@ pub async fn make_pods_ready(client: &kube::Client, namespace: &str, selector: O
         return;
     };
     for pod in listed.items {
+        let ready = pod.status.as_ref().is_some_and(|status| {
+            status.phase.as_deref() == Some("Running")
+                && status
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        if ready {
+            continue;
+        }
         let now = jiff::Timestamp::now().to_string();
         let status = serde_json::json!({"status": {"phase": "Running", "conditions": [
             {"type": "Ready", "status": "True", "lastTransitionTime": now},

@@ -20,8 +20,8 @@ use tracing::Instrument;
 
 use crate::application::ApplicationView;
 use crate::deploy_error::DeployError;
-use crate::hook::ExtensionHook;
 use crate::fence::Fence;
+use crate::hook::ExtensionHook;
 use crate::scheduler::{Finished, MAX_RETRIES, StartCheck};
 use crate::usage::{UsageEvent, UsageReporter, UsageStatus};
 use crate::{logging, metrics};

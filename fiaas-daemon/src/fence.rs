@@ -98,8 +98,7 @@ mod tests {
     #[tokio::test]
     async fn a_sharded_fence_closes_only_for_the_apps_of_the_lost_shard() {
         let later = Instant::now() + Duration::from_secs(60);
-        let (senders, receivers): (Vec<_>, Vec<_>) =
-            (0..4).map(|_| watch::channel(later)).unzip();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..4).map(|_| watch::channel(later)).unzip();
         let fence = Fence::sharded(receivers);
         let apps: Vec<String> = (0..40).map(|i| format!("app-{i}")).collect();
         let lost = shard_of("ns", &apps[0], 4);

@@ -148,7 +148,11 @@ impl Scheduler {
     pub fn applied(&mut self, view: ApplicationView, listed: bool) -> Vec<Decision> {
         if let Some(version) = &view.resource_version {
             let object = object_key(&view);
-            if self.seen.get(&object).is_some_and(|(seen, _)| seen == version) {
+            if self
+                .seen
+                .get(&object)
+                .is_some_and(|(seen, _)| seen == version)
+            {
                 return Vec::new();
             }
             self.seen.insert(object, (version.clone(), app_key(&view)));
@@ -334,7 +338,12 @@ impl Scheduler {
     /// considered afresh. Returns those whose deploy was running; the controller stops them
     /// without another write.
     pub fn hand_over(&mut self, leaving: impl Fn(&AppKey) -> bool) -> Vec<AppKey> {
-        let running: Vec<AppKey> = self.running.keys().filter(|k| leaving(k)).cloned().collect();
+        let running: Vec<AppKey> = self
+            .running
+            .keys()
+            .filter(|k| leaving(k))
+            .cloned()
+            .collect();
         for key in &running {
             self.running.remove(key);
         }
@@ -429,7 +438,10 @@ mod tests {
         let mut s = Scheduler::new();
         s.applied(app("a", "d1", "1"), false);
         s.applied(app("b", "d1", "2"), false);
-        s.finished(app("b", "d1", "2"), Finished::Verdict(DeployResult::Success));
+        s.finished(
+            app("b", "d1", "2"),
+            Finished::Verdict(DeployResult::Success),
+        );
         s.applied(app("a", "d2", "3"), false);
         assert_eq!(s.queued(), 1);
         let stopped = s.hand_over(|(_, name)| name == "a");

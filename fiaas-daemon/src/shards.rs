@@ -31,11 +31,17 @@ use crate::leader::{
 /// How often a replica looks at the leases: renews its own, takes free shards, gives up extra
 /// ones.
 const ROUND: Duration = RETRY_INTERVAL;
+const _: () = assert!(MEMBERSHIP_DURATION.as_secs() < crate::leader::LEASE_DURATION.as_secs());
+
 /// Bounds one round, so a hung request cannot stall renewals (the fences close meanwhile).
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Between closing a shard's fence and releasing its lease: deploys of the shard are stopped
 /// by then, and a request already on its way has landed before another replica can start.
 const RELEASE_PAUSE: Duration = Duration::from_secs(1);
+/// How long a replica's membership lasts after its last renewal (every round). Shorter than a
+/// shard lease, so a replica that died is no longer counted by the time its shards expire and
+/// the others' share has grown to take them.
+const MEMBERSHIP_DURATION: Duration = Duration::from_secs(10);
 /// Label of every lease of one daemon installation (its value: the base name).
 const GROUP_LABEL: &str = "fiaas/lease-group";
 /// Label saying whether a lease is a shard's or a replica's membership.
@@ -114,8 +120,6 @@ pub struct ShardLeases {
     count: u32,
     /// Per held shard: when its last successful write (take-over or renewal) was sent.
     held: BTreeMap<u32, Instant>,
-    /// When the membership lease was last renewed.
-    member_renewed: Option<Instant>,
     valid_until: Vec<watch::Sender<Instant>>,
     held_tx: watch::Sender<BTreeSet<u32>>,
     rounds: u64,
@@ -141,7 +145,6 @@ impl ShardLeases {
             identity,
             count,
             held: BTreeMap::new(),
-            member_renewed: None,
             valid_until,
             held_tx,
             rounds: 0,
@@ -249,17 +252,10 @@ impl ShardLeases {
     }
 
     async fn keep_membership(&mut self, own: Option<Lease>) -> Result<(), kube::Error> {
-        let due = self
-            .member_renewed
-            .is_none_or(|renewed| renewed.elapsed() >= RENEW_INTERVAL);
-        if own.is_some() && !due {
-            return Ok(());
-        }
-        let sent = Instant::now();
-        let lease = self.lease(&self.member_name(), "member", own);
-        self.write(lease).await?;
-        self.member_renewed = Some(sent);
-        Ok(())
+        let mut lease = self.lease(&self.member_name(), "member", own);
+        lease.spec.get_or_insert_default().lease_duration_seconds =
+            Some(MEMBERSHIP_DURATION.as_secs() as i32);
+        self.write(lease).await
     }
 
     /// Shards this replica counts as held, but whose lease says otherwise (taken over, deleted)
@@ -409,7 +405,9 @@ impl ShardLeases {
                 if let Some(spec) = lease.spec.as_mut() {
                     spec.holder_identity = None;
                 }
-                self.api.replace(&name, &PostParams::default(), &lease).await?;
+                self.api
+                    .replace(&name, &PostParams::default(), &lease)
+                    .await?;
                 crate::metrics::shard_transition("released");
                 Ok::<(), kube::Error>(())
             };
@@ -505,7 +503,10 @@ mod tests {
         for i in 0..1200 {
             counts[shard_of("ns", &format!("app-{i}"), 12) as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (60..=140).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (60..=140).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

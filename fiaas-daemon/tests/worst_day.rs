@@ -23,8 +23,8 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use support::{
-    Daemon, all_succeed, audited, final_statuses, kubectl, service_account_kubeconfig, small,
-    status, test_kubeconfig,
+    Daemon, all_succeed, audited, final_statuses, kubectl, replica_kubeconfigs, small, status,
+    test_kubeconfig,
 };
 
 fn result_of<'a>(statuses: &'a [ApplicationStatus], app: &str) -> &'a ApplicationStatus {
@@ -396,24 +396,7 @@ async fn a_frozen_leader_writes_nothing_once_its_lease_has_passed() {
         return;
     };
     let ns = test_namespace(&client, "frozen").await;
-    // Each replica its own ServiceAccount, so the audit log tells their requests apart.
-    let mut kubeconfigs = Vec::new();
-    for replica in ["replica-a", "replica-b"] {
-        kubectl(&["create", "serviceaccount", "-n", &ns, replica], None);
-        kubectl(
-            &[
-                "create",
-                "rolebinding",
-                "-n",
-                &ns,
-                replica,
-                "--clusterrole=cluster-admin",
-                &format!("--serviceaccount={ns}:{replica}"),
-            ],
-            None,
-        );
-        kubeconfigs.push(service_account_kubeconfig(&client, &ns, replica).await);
-    }
+    let kubeconfigs = replica_kubeconfigs(&client, &ns, &["replica-a", "replica-b"]).await;
     let election = ["--leader-election", "--disable-crd-creation"];
     let mut first = Daemon::start_as(&ns, Some(&kubeconfigs[0]), &election, Some("replica-a"));
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -226,6 +226,8 @@ pub struct Request {
     pub verb: String,
     pub code: u64,
     pub uri: String,
+    /// The object's name, if the request named one.
+    pub name: Option<String>,
     /// When the API server received it.
     pub received: jiff::Timestamp,
 }
@@ -253,8 +255,32 @@ pub fn audited(ns: &str, name: &str) -> Vec<Request> {
                 verb: event["verb"].as_str()?.to_owned(),
                 code: event["responseStatus"]["code"].as_u64().unwrap_or(0),
                 uri: event["requestURI"].as_str().unwrap_or_default().to_owned(),
+                name: object["name"].as_str().map(str::to_owned),
                 received: event["requestReceivedTimestamp"].as_str()?.parse().ok()?,
             })
         })
         .collect()
+}
+
+/// One ServiceAccount per replica in `ns`, each allowed everything in `ns` (so that the audit
+/// log tells the replicas' requests apart), and a kubeconfig for each.
+pub async fn replica_kubeconfigs(client: &Client, ns: &str, replicas: &[&str]) -> Vec<PathBuf> {
+    let mut kubeconfigs = Vec::new();
+    for replica in replicas {
+        kubectl(&["create", "serviceaccount", "-n", ns, replica], None);
+        kubectl(
+            &[
+                "create",
+                "rolebinding",
+                "-n",
+                ns,
+                replica,
+                "--clusterrole=cluster-admin",
+                &format!("--serviceaccount={ns}:{replica}"),
+            ],
+            None,
+        );
+        kubeconfigs.push(service_account_kubeconfig(client, ns, replica).await);
+    }
+    kubeconfigs
 }
