@@ -1,5 +1,5 @@
 //! Applying the objects of one deploy (server-side apply, one field manager, deploy order) and
-//! pruning what the app no longer wants.
+//! pruning what the app no longer wants; or, as a plan, asking the API server what that would do.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -79,6 +79,23 @@ pub struct DeployReport {
     /// `metadata.generation` of the applied Deployment: its rollout is done once the
     /// Deployment controller has observed this generation.
     pub deployment_generation: Option<i64>,
+    /// Filled by [`Applier::plan`] only: every object the deploy would write or delete, in the
+    /// order of the requests.
+    pub planned: Vec<PlannedObject>,
+}
+
+/// One object of a planned deploy ([`Applier::plan`]): as it is, and as the deploy would leave it.
+#[derive(Clone, Debug)]
+pub struct PlannedObject {
+    /// How the object is addressed (API group, version, kind, plural).
+    pub resource: ApiResource,
+    /// The object's name.
+    pub name: String,
+    /// The live object; `None` when the deploy would create it.
+    pub live: Option<Value>,
+    /// The API server's answer to the dry-run write; `None` when the deploy would delete the
+    /// object.
+    pub planned: Option<Value>,
 }
 
 impl DeployReport {
@@ -96,6 +113,8 @@ pub struct Applier {
     /// The Ingresses this process last left each app with: when a deploy keeps all of them, no
     /// listing is needed to find stale ones.
     ingresses: Arc<Mutex<KnownIngresses>>,
+    /// Every write is sent with `dryRun=All` and recorded in the report ([`Applier::plan`]).
+    dry_run: bool,
 }
 
 /// Ingress names per `(namespace, app)`.
@@ -150,6 +169,7 @@ impl Applier {
             client,
             pdb_version,
             ingresses: Arc::default(),
+            dry_run: false,
         })
     }
 
@@ -190,6 +210,30 @@ impl Applier {
             .await?;
         self.prune(app, config, &manifests, &mut report).await?;
         Ok(report)
+    }
+
+    /// What [`Applier::deploy`] would do, without doing it: the same requests in the same order,
+    /// every write sent with `dryRun=All`, so the API server validates, defaults and merges each
+    /// object under the same field manager (conflicts forced) without storing it. The report's
+    /// `planned` holds each object as it is and as it would be; the pruning decisions are the
+    /// deploy's own.
+    ///
+    /// Two follow-up writes of a deploy cannot be chained onto a dry run, so the plan shows the
+    /// first write's answer: an object still carrying the Python daemon's field ownership keeps
+    /// the fields fiaas no longer sets (the deploy takes them over and applies again, see
+    /// `fiaas-k8s/src/cutover.rs`), and an object with repeated list-map keys shows the merge
+    /// patch that rewrites it.
+    pub async fn plan(
+        &self,
+        app: &AppSpec,
+        config: &ClusterConfig,
+        options: DeployOptions<'_>,
+    ) -> Result<DeployReport, K8sError> {
+        let dry = Applier {
+            dry_run: true,
+            ..self.clone()
+        };
+        dry.deploy(app, config, options).await
     }
 
     async fn apply_all(
@@ -236,6 +280,7 @@ impl Applier {
                             app,
                             &deployment.metadata.name.clone().unwrap_or_default(),
                             body,
+                            report,
                         )
                         .await?;
                     report.deployment_generation = applied.metadata.generation;
@@ -250,7 +295,7 @@ impl Applier {
                             spec.remove("unhealthyPodEvictionPolicy");
                         }
                     }
-                    self.apply_body(&resource, app, &name_of(object), body)
+                    self.apply_body(&resource, app, &name_of(object), body, report)
                         .await?;
                     report
                         .applied
@@ -261,7 +306,7 @@ impl Applier {
                     if other.kind() == Kind::HorizontalPodAutoscaler {
                         report.info(format!("Creating/updating autoscaler for {}", app.name));
                     }
-                    self.apply_body(&resource, app, &name_of(other), other.to_json())
+                    self.apply_body(&resource, app, &name_of(other), other.to_json(), report)
                         .await?;
                     report.applied.push((other.kind(), name_of(other)));
                 }
@@ -304,18 +349,24 @@ impl Applier {
         app: &AppSpec,
         name: &str,
         mut body: Value,
+        report: &mut DeployReport,
     ) -> Result<DynamicObject, K8sError> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &app.namespace, resource);
         crate::list_maps::keep_last_of_each_key(&mut body);
+        let live = if self.dry_run {
+            api.get_opt(name)
+                .await
+                .map_err(|source| K8sError::api("get", &resource.kind, name, source))?
+        } else {
+            None
+        };
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = self.dry_run;
         let apply = || async {
-            api.patch(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
+            api.patch(name, &params, &Patch::Apply(&body))
+                .await
+                .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
         };
         let applied = match apply().await {
             Err(K8sError::Api {
@@ -330,15 +381,30 @@ impl Applier {
                 // once without the repeats; applying works from then on.
                 let params = PatchParams {
                     field_manager: Some(FIELD_MANAGER.to_owned()),
+                    dry_run: self.dry_run,
                     ..PatchParams::default()
                 };
-                api.patch(name, &params, &Patch::Merge(&body))
+                let rewritten = api
+                    .patch(name, &params, &Patch::Merge(&body))
                     .await
                     .map_err(|source| K8sError::api("rewrite", &resource.kind, name, source))?;
-                apply().await?
+                if self.dry_run {
+                    rewritten
+                } else {
+                    apply().await?
+                }
             }
             applied => applied?,
         };
+        if self.dry_run {
+            report.planned.push(PlannedObject {
+                resource: resource.clone(),
+                name: name.to_owned(),
+                live: live.map(to_value),
+                planned: Some(to_value(applied.clone())),
+            });
+            return Ok(applied);
+        }
         let Some(fields) = crate::cutover::take_over(&applied.metadata) else {
             return Ok(applied);
         };
@@ -387,6 +453,7 @@ impl Applier {
             app,
             &app.name,
             body,
+            report,
         )
         .await?;
         report
@@ -427,8 +494,14 @@ impl Applier {
             let resource = ApiResource::erase::<RoleBinding>(&());
             let bindings: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
-            self.delete_dynamic(&bindings, &resource, &name, stale.metadata.uid.clone())
-                .await?;
+            self.delete_dynamic(
+                &bindings,
+                &resource,
+                &name,
+                stale.metadata.uid.clone(),
+                report,
+            )
+            .await?;
             report.deleted.push((Kind::RoleBinding, name));
         }
         for binding in desired {
@@ -443,8 +516,14 @@ impl Applier {
                     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.remove("generateName");
                     }
-                    self.apply_body(&ApiResource::erase::<RoleBinding>(&()), app, &name, body)
-                        .await?;
+                    self.apply_body(
+                        &ApiResource::erase::<RoleBinding>(&()),
+                        app,
+                        &name,
+                        body,
+                        report,
+                    )
+                    .await?;
                     report.applied.push((Kind::RoleBinding, name));
                 }
                 Some(found) => report.info(format!(
@@ -458,7 +537,7 @@ impl Applier {
                         .create(
                             &PostParams {
                                 field_manager: Some(FIELD_MANAGER.to_owned()),
-                                ..PostParams::default()
+                                dry_run: self.dry_run,
                             },
                             binding,
                         )
@@ -471,9 +550,16 @@ impl Applier {
                                 source,
                             )
                         })?;
-                    report
-                        .applied
-                        .push((Kind::RoleBinding, created.metadata.name.unwrap_or_default()));
+                    let name = created.metadata.name.clone().unwrap_or_default();
+                    if self.dry_run {
+                        report.planned.push(PlannedObject {
+                            resource: ApiResource::erase::<RoleBinding>(&()),
+                            name: name.clone(),
+                            live: None,
+                            planned: Some(to_value(created)),
+                        });
+                    }
+                    report.applied.push((Kind::RoleBinding, name));
                 }
             }
         }
@@ -564,7 +650,7 @@ impl Applier {
             if wanted.contains(&name) || !owned_by_fiaas(&ingress.metadata) {
                 continue;
             }
-            self.delete_dynamic(&api, &resource, &name, ingress.metadata.uid.clone())
+            self.delete_dynamic(&api, &resource, &name, ingress.metadata.uid.clone(), report)
                 .await?;
             report.deleted.push((Kind::Ingress, name));
         }
@@ -588,7 +674,7 @@ impl Applier {
         if let Some(object) = found
             && owned_by_fiaas(&object.metadata)
         {
-            self.delete_dynamic(&api, resource, &app.name, object.metadata.uid)
+            self.delete_dynamic(&api, resource, &app.name, object.metadata.uid, report)
                 .await?;
             report.deleted.push((kind, app.name.clone()));
         }
@@ -601,12 +687,33 @@ impl Applier {
         resource: &ApiResource,
         name: &str,
         uid: Option<String>,
+        report: &mut DeployReport,
     ) -> Result<(), K8sError> {
-        match api.delete(name, &delete_params(uid)).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(source) => Err(K8sError::api("delete", &resource.kind, name, source)),
+        let live = if self.dry_run {
+            api.get_opt(name)
+                .await
+                .map_err(|source| K8sError::api("get", &resource.kind, name, source))?
+        } else {
+            None
+        };
+        let params = DeleteParams {
+            dry_run: self.dry_run,
+            ..delete_params(uid)
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(source) => return Err(K8sError::api("delete", &resource.kind, name, source)),
         }
+        if let Some(live) = live {
+            report.planned.push(PlannedObject {
+                resource: resource.clone(),
+                name: name.to_owned(),
+                live: Some(to_value(live)),
+                planned: None,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -627,6 +734,11 @@ async fn hooked(
             reason,
         }),
     }
+}
+
+/// An API object as JSON; serialising one cannot fail (string keys, plain values).
+fn to_value(object: impl serde::Serialize) -> Value {
+    serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
 /// Delete exactly the object that was checked (a replacement with another uid is left alone).
