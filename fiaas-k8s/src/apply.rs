@@ -24,6 +24,11 @@ use crate::crd::API_VERSION;
 use crate::error::is_not_found;
 use crate::{FIELD_MANAGER, K8sError};
 
+mod plan;
+
+pub use plan::PlannedObject;
+use plan::to_value;
+
 /// A hook that may rewrite each object before it is applied (the daemon's extension hook).
 ///
 /// Called for the Deployment, the Service, each Ingress, the HPA and the PDB, as upstream does;
@@ -82,20 +87,6 @@ pub struct DeployReport {
     /// Filled by [`Applier::plan`] only: every object the deploy would write or delete, in the
     /// order of the requests.
     pub planned: Vec<PlannedObject>,
-}
-
-/// One object of a planned deploy ([`Applier::plan`]): as it is, and as the deploy would leave it.
-#[derive(Clone, Debug)]
-pub struct PlannedObject {
-    /// How the object is addressed (API group, version, kind, plural).
-    pub resource: ApiResource,
-    /// The object's name.
-    pub name: String,
-    /// The live object; `None` when the deploy would create it.
-    pub live: Option<Value>,
-    /// The API server's answer to the dry-run write; `None` when the deploy would delete the
-    /// object.
-    pub planned: Option<Value>,
 }
 
 impl DeployReport {
@@ -210,30 +201,6 @@ impl Applier {
             .await?;
         self.prune(app, config, &manifests, &mut report).await?;
         Ok(report)
-    }
-
-    /// What [`Applier::deploy`] would do, without doing it: the same requests in the same order,
-    /// every write sent with `dryRun=All`, so the API server validates, defaults and merges each
-    /// object under the same field manager (conflicts forced) without storing it. The report's
-    /// `planned` holds each object as it is and as it would be; the pruning decisions are the
-    /// deploy's own.
-    ///
-    /// Two follow-up writes of a deploy cannot be chained onto a dry run, so the plan shows the
-    /// first write's answer: an object still carrying the Python daemon's field ownership keeps
-    /// the fields fiaas no longer sets (the deploy takes them over and applies again, see
-    /// `fiaas-k8s/src/cutover.rs`), and an object with repeated list-map keys shows the merge
-    /// patch that rewrites it.
-    pub async fn plan(
-        &self,
-        app: &AppSpec,
-        config: &ClusterConfig,
-        options: DeployOptions<'_>,
-    ) -> Result<DeployReport, K8sError> {
-        let dry = Applier {
-            dry_run: true,
-            ..self.clone()
-        };
-        dry.deploy(app, config, options).await
     }
 
     async fn apply_all(
@@ -354,21 +321,49 @@ impl Applier {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &app.namespace, resource);
         crate::list_maps::keep_last_of_each_key(&mut body);
-        let live = if self.dry_run {
-            api.get_opt(name)
-                .await
-                .map_err(|source| K8sError::api("get", &resource.kind, name, source))?
-        } else {
-            None
+        if self.dry_run {
+            return self.plan_body(&api, resource, name, &body, report).await;
+        }
+        let applied = self.write_body(&api, resource, name, &body).await?;
+        let Some(fields) = crate::cutover::take_over(&applied.metadata) else {
+            return Ok(applied);
         };
+        // Last written by the Python daemon: own its fields, then apply again so that what
+        // fiaas no longer sets is removed. The resourceVersion makes the switch fail rather
+        // than overwrite a concurrent change of the field ownership.
+        let ownership = serde_json::json!({"metadata": {
+            "resourceVersion": applied.metadata.resource_version,
+            "managedFields": fields,
+        }});
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&ownership))
+            .await
+            .map_err(|source| K8sError::api("take over", &resource.kind, name, source))?;
+        self.apply_patch(&api, resource, name, &body).await
+    }
+
+    async fn apply_patch(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        name: &str,
+        body: &Value,
+    ) -> Result<DynamicObject, K8sError> {
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = self.dry_run;
-        let apply = || async {
-            api.patch(name, &params, &Patch::Apply(&body))
-                .await
-                .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
-        };
-        let applied = match apply().await {
+        api.patch(name, &params, &Patch::Apply(body))
+            .await
+            .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
+    }
+
+    /// Apply `body`, rewriting an object that server-side apply cannot read first.
+    async fn write_body(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        name: &str,
+        body: &Value,
+    ) -> Result<DynamicObject, K8sError> {
+        match self.apply_patch(api, resource, name, body).await {
             Err(K8sError::Api {
                 source: kube::Error::Api(status),
                 ..
@@ -385,40 +380,17 @@ impl Applier {
                     ..PatchParams::default()
                 };
                 let rewritten = api
-                    .patch(name, &params, &Patch::Merge(&body))
+                    .patch(name, &params, &Patch::Merge(body))
                     .await
                     .map_err(|source| K8sError::api("rewrite", &resource.kind, name, source))?;
                 if self.dry_run {
-                    rewritten
+                    Ok(rewritten)
                 } else {
-                    apply().await?
+                    self.apply_patch(api, resource, name, body).await
                 }
             }
-            applied => applied?,
-        };
-        if self.dry_run {
-            report.planned.push(PlannedObject {
-                resource: resource.clone(),
-                name: name.to_owned(),
-                live: live.map(to_value),
-                planned: Some(to_value(applied.clone())),
-            });
-            return Ok(applied);
+            applied => applied,
         }
-        let Some(fields) = crate::cutover::take_over(&applied.metadata) else {
-            return Ok(applied);
-        };
-        // Last written by the Python daemon: own its fields, then apply again so that what
-        // fiaas no longer sets is removed. The resourceVersion makes the switch fail rather
-        // than overwrite a concurrent change of the field ownership.
-        let ownership = serde_json::json!({"metadata": {
-            "resourceVersion": applied.metadata.resource_version,
-            "managedFields": fields,
-        }});
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&ownership))
-            .await
-            .map_err(|source| K8sError::api("take over", &resource.kind, name, source))?;
-        apply().await
     }
 
     async fn apply_service_account(
@@ -734,11 +706,6 @@ async fn hooked(
             reason,
         }),
     }
-}
-
-/// An API object as JSON; serialising one cannot fail (string keys, plain values).
-fn to_value(object: impl serde::Serialize) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
 /// Delete exactly the object that was checked (a replacement with another uid is left alone).
