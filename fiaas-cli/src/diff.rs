@@ -156,11 +156,11 @@ fn file_name(object: &PlannedObject, namespace: &str) -> String {
 
 /// The object as kubectl shows it: keys sorted, without `metadata.managedFields`.
 fn shown(object: &Value) -> String {
-    let mut object = sorted(object);
+    let mut object = object.clone();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
     }
-    fiaas_spec::to_yaml(&object)
+    fiaas_spec::to_yaml(&sorted(&object))
 }
 
 fn sorted(value: &Value) -> Value {
@@ -326,10 +326,11 @@ mod tests {
     #[test]
     fn objects_are_shown_sorted_without_managed_fields() {
         let text = shown(&json!({"spec": {"replicas": 2},
-            "metadata": {"name": "web", "managedFields": [{"manager": "x"}], "labels": {"b": "1", "a": "2"}}}));
+            "metadata": {"name": "web", "managedFields": [{"manager": "x"}], "labels": {"b": "1", "a": "2"},
+                "uid": "u"}}));
         assert_eq!(
             text,
-            "metadata:\n  labels:\n    a: \"2\"\n    b: \"1\"\n  name: web\nspec:\n  replicas: 2\n"
+            "metadata:\n  labels:\n    a: \"2\"\n    b: \"1\"\n  name: web\n  uid: u\nspec:\n  replicas: 2\n"
         );
     }
 

@@ -1,7 +1,8 @@
 //! `fiaas diff` against the real test cluster: an app is deployed through the daemon's own apply
 //! path (`Applier::deploy`), then the `fiaas` binary is asked what deploying an Application
 //! manifest would change: nothing for the same spec, the image line for a new image, the whole
-//! Ingress for a spec without one (the prune). It connects with `--kubeconfig`, `--context`, the
+//! Ingress for a spec without one (the prune), a RoleBinding for a newly configured role; and
+//! nothing is written. It connects with `--kubeconfig`, `--context`, the
 //! daemon's connection flags, and the pod's in-cluster configuration.
 
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use fiaas_tests::{applications, drop_namespace, test_cluster, test_namespace};
 use fiaas_transform::ClusterConfig;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::config::Kubeconfig;
 use serde_json::{Value, json};
@@ -63,12 +65,12 @@ fn scratch(test: &str) -> PathBuf {
     dir
 }
 
-/// An Application manifest as users keep it: no uid, no status.
-fn manifest(dir: &Path, ns: &str, name: &str, image: &str, config: &Value) -> PathBuf {
+/// An Application manifest as users keep it (no uid, no status), in the file `<file>.yaml`.
+fn manifest(dir: &Path, file: &str, ns: &str, name: &str, image: &str, config: &Value) -> PathBuf {
     let body = json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
         "metadata": {"name": name, "namespace": ns, "labels": {"fiaas/deployment_id": "1"}},
         "spec": {"application": name, "image": image, "config": config}});
-    let path = dir.join(format!("{name}-{}.yaml", image.replace([':', '/'], "-")));
+    let path = dir.join(format!("{file}.yaml"));
     std::fs::write(&path, body.to_string()).expect("write the manifest");
     path
 }
@@ -103,7 +105,7 @@ async fn no_change_after_a_deploy_then_an_image_change_and_a_pruned_ingress() {
     let config = json!({"version": 3});
     deploy(&client, &ns, "web", "1", &config).await;
     let dir = scratch("changes");
-    let same = manifest(&dir, &ns, "web", "example/web:1", &config);
+    let same = manifest(&dir, "same", &ns, "web", "example/web:1", &config);
     let same = same.to_str().expect("a UTF-8 path");
 
     let unchanged = fiaas_diff(&[same], &[], &[]);
@@ -152,6 +154,7 @@ async fn no_change_after_a_deploy_then_an_image_change_and_a_pruned_ingress() {
 
     let without_ingress = manifest(
         &dir,
+        "without-ingress",
         &ns,
         "web",
         "example/web:1",
@@ -167,6 +170,27 @@ async fn no_change_after_a_deploy_then_an_image_change_and_a_pruned_ingress() {
     assert!(
         shown.contains("\n-kind: Ingress\n") && !shown.contains("\n+kind: Ingress\n"),
         "the Ingress is shown removed: {shown}"
+    );
+
+    // A role configured since the deploy: its RoleBinding would be created (generateName).
+    let binding = fiaas_diff(
+        &[
+            same,
+            "--enable-service-account-per-app",
+            "--list-of-roles",
+            "reader",
+        ],
+        &[],
+        &[],
+    );
+    let shown = text(&binding.stdout);
+    assert_eq!(status(&binding), 1, "{shown}{}", text(&binding.stderr));
+    assert!(
+        shown.contains(&format!(
+            "/rbac.authorization.k8s.io.v1.RoleBinding.{ns}.web-"
+        )) && shown.contains("\n+kind: RoleBinding\n")
+            && shown.contains("\n+  name: reader\n"),
+        "a new RoleBinding is shown created: {shown}"
     );
 
     let custom = fiaas_diff(
@@ -204,6 +228,11 @@ async fn no_change_after_a_deploy_then_an_image_change_and_a_pruned_ingress() {
             .expect("read the Ingress")
             .is_some()
     );
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .expect("list RoleBindings");
+    assert!(bindings.items.is_empty(), "no RoleBinding was created");
     let _ = std::fs::remove_dir_all(&dir);
     drop_namespace(&client, &ns).await;
 }
@@ -226,7 +255,7 @@ async fn connects_with_a_kubeconfig_file_a_context_the_daemon_flags_and_in_clust
     let config = json!({"version": 3});
     deploy(&client, &ns, "conn", "1", &config).await;
     let dir = scratch("connect");
-    let app = manifest(&dir, &ns, "conn", "example/conn:1", &config);
+    let app = manifest(&dir, "conn", &ns, "conn", "example/conn:1", &config);
     let app = app.to_str().expect("a UTF-8 path");
     let kubeconfig = std::env::var("KUBECONFIG").expect("the test cluster's kubeconfig");
     // No kubeconfig to fall back on: each connection must come from what is given.
