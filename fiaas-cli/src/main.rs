@@ -1,4 +1,7 @@
-//! `fiaas`: validate, migrate and render fiaas.yml files offline.
+//! `fiaas`: validate, migrate and render fiaas.yml files offline, and diff a deploy against the
+//! live cluster.
+
+mod diff;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,7 +14,11 @@ use fiaas_transform::{ClusterConfig, RenderOptions};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
-#[command(name = "fiaas", version, about = "Work with fiaas.yml files offline")]
+#[command(
+    name = "fiaas",
+    version,
+    about = "Work with fiaas.yml files offline, and see what a deploy would change"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,10 +56,24 @@ enum Command {
     /// Daemon flags (the same as fiaas-deploy-daemon's, or `-c cluster_config.yaml`) sit next to
     /// the render flags.
     Render(Box<RenderArgs>),
+    /// Show what a deploy would change on the live cluster, as `kubectl diff` does.
+    ///
+    /// The daemon's own apply and prune run with every write dry-run (`dryRun=All`, field
+    /// manager `fiaas-deploy-daemon`); each object's live state and the API server's answer are
+    /// written as YAML to two directories and compared with `diff -u -N` (or
+    /// `$KUBECTL_EXTERNAL_DIFF`). Objects the deploy would delete show as removed.
+    /// Exit status: 0 no changes, 1 changes, >1 an error.
+    ///
+    /// Connects with `--kubeconfig`/`--context`, else with the daemon's connection flags when
+    /// one is given (`--api-server`, `--api-token`, `--api-cert`, `--client-cert`), else with
+    /// `$KUBECONFIG` or `~/.kube/config`, else with the pod's in-cluster configuration. Without
+    /// `--uid`, the owner references take the live Application's uid.
+    Diff(Box<diff::DiffArgs>),
 }
 
+/// The app to render: its fiaas.yml (or Application) and the Application's facts.
 #[derive(clap::Args)]
-struct RenderArgs {
+struct AppArgs {
     /// A fiaas.yml, or a whole Application resource (then name, namespace, image, deployment id,
     /// uid and additional labels/annotations come from it; flags given here override them).
     app_yml: PathBuf,
@@ -68,7 +89,8 @@ struct RenderArgs {
     /// Deployment id (the `fiaas/deployment_id` label; default: 1).
     #[arg(long)]
     deployment_id: Option<String>,
-    /// The Application's uid; owner references are set only when given.
+    /// The Application's uid; owner references are set only when it is known (`diff` reads it
+    /// off the live Application).
     #[arg(long)]
     uid: Option<String>,
     /// The Application's `additional_labels`, as JSON (`{"global": {...}, "pod": {...}}`).
@@ -77,6 +99,12 @@ struct RenderArgs {
     /// The Application's `additional_annotations`, as JSON.
     #[arg(long, value_name = "JSON")]
     annotations: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct RenderArgs {
+    #[command(flatten)]
+    app: AppArgs,
     /// Render as if the namespace only allowed BestEffort pods (no cpu/memory resources).
     #[arg(long)]
     besteffort_qos: bool,
@@ -156,7 +184,7 @@ fn additional(
 }
 
 /// The fiaas.yml and facts of the input: a plain fiaas.yml, or an Application resource.
-fn app_input(args: &RenderArgs) -> anyhow::Result<(Value, AppFacts)> {
+fn app_input(args: &AppArgs) -> anyhow::Result<(Value, AppFacts)> {
     let document = fiaas_spec::parse_document(&read(&args.app_yml)?)?;
     let mut facts = AppFacts::default();
     let config = if document.get("kind").and_then(Value::as_str) == Some("Application") {
@@ -231,7 +259,7 @@ fn app_input(args: &RenderArgs) -> anyhow::Result<(Value, AppFacts)> {
 }
 
 fn render(args: &RenderArgs, config: &ClusterConfig) -> anyhow::Result<()> {
-    let (document, facts) = app_input(args)?;
+    let (document, facts) = app_input(&args.app)?;
     let app = fiaas_spec::from_document(&document, &facts)?;
     let options = RenderOptions {
         besteffort_qos: args.besteffort_qos,
@@ -268,6 +296,16 @@ fn main() -> ExitCode {
                     return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
                 }
             }
+        }
+        Command::Diff(args) => {
+            let diff_matches = matches.subcommand_matches("diff").unwrap_or(&matches);
+            return match ClusterConfig::from_matches(diff_matches, None) {
+                Ok(config) => diff::run(&args, &config),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2).max(2))
+                }
+            };
         }
         Command::Validate { files, strict } => return validate(&files, strict),
         Command::Migrate {

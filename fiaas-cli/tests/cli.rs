@@ -343,3 +343,19 @@ fn render_takes_abbreviated_daemon_flags_like_argparse() {
     let ambiguous = render(&["--use-in"]);
     assert_eq!(ambiguous.status.code(), Some(2));
 }
+
+#[test]
+fn help_lists_every_subcommand() {
+    let output = fiaas(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "validate", "migrate", "defaults", "schema", "crd", "render", "diff",
+    ] {
+        assert!(
+            help.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command} missing from: {help}"
+        );
+    }
+}

@@ -10,11 +10,8 @@ use fiaas_k8s::{
 };
 use fiaas_spec::AppSpec;
 use fiaas_transform::{ClusterConfig, Level};
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
-use serde_json::Value;
 use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 
@@ -110,25 +107,6 @@ impl StatusLog {
             self.errors.push(line.clone());
         }
         self.lines.push(line);
-    }
-}
-
-struct HookAdapter<'a>(&'a ExtensionHook);
-
-impl ObjectHook for HookAdapter<'_> {
-    fn call<'b>(
-        &'b self,
-        kind: &'b str,
-        object: &'b Value,
-        app_config: &'b Value,
-    ) -> BoxFuture<'b, Result<Option<Value>, String>> {
-        async move {
-            self.0
-                .call(kind, object, app_config)
-                .await
-                .map_err(|e| e.to_string())
-        }
-        .boxed()
     }
 }
 
@@ -380,10 +358,9 @@ impl Deployer {
                 .as_ref()
                 .and_then(|q| q.besteffort_required(&app.namespace)),
         };
-        let hook = self.hook.as_ref().map(HookAdapter);
         let options = DeployOptions {
             facts: &facts,
-            hook: hook.as_ref().map(|h| h as &dyn ObjectHook),
+            hook: self.hook.as_ref().map(|h| h as &dyn ObjectHook),
         };
         let attempts = async {
             let mut attempt = 0;

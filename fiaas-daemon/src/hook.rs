@@ -342,6 +342,22 @@ impl ExtensionHook {
     }
 }
 
+/// The hook as the applier calls it, for each object of a deploy.
+impl fiaas_k8s::ObjectHook for ExtensionHook {
+    fn call<'a>(
+        &'a self,
+        kind: &'a str,
+        object: &'a Value,
+        app_config: &'a Value,
+    ) -> futures::future::BoxFuture<'a, Result<Option<Value>, String>> {
+        Box::pin(async move {
+            ExtensionHook::call(self, kind, object, app_config)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum AttemptError {
     #[error(transparent)]

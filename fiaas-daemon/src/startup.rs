@@ -141,6 +141,14 @@ pub fn warn_if_env_variable_config() {
     }
 }
 
+/// Whether any of `--api-server`, `--api-token`, `--api-cert` or `--client-cert` is set.
+pub fn connection_flags_given(config: &ClusterConfig) -> bool {
+    config.api_token.is_some()
+        || config.api_cert.is_some()
+        || config.client_cert.is_some()
+        || config.api_server != "https://kubernetes.default.svc.cluster.local"
+}
+
 /// How to reach the API server, as upstream does from its flags: `--api-server` with
 /// `--api-token` (else the pod's token file), `--api-cert` (else the pod's CA, unless a token was
 /// given), `--client-cert`/`--client-key`, and no verification with `--debug` and no CA. When no
@@ -150,11 +158,7 @@ pub async fn kube_config(
     config: &ClusterConfig,
     namespace: &str,
 ) -> Result<kube::Config, StartupError> {
-    let flags_given = config.api_token.is_some()
-        || config.api_cert.is_some()
-        || config.client_cert.is_some()
-        || config.api_server != "https://kubernetes.default.svc.cluster.local";
-    if !flags_given && !Path::new(TOKEN_FILE).exists() {
+    if !connection_flags_given(config) && !Path::new(TOKEN_FILE).exists() {
         let mut inferred = kube::Config::infer()
             .await
             .map_err(|e| StartupError::Kubernetes(e.to_string()))?;

@@ -1,5 +1,5 @@
 //! Applying the objects of one deploy (server-side apply, one field manager, deploy order) and
-//! pruning what the app no longer wants.
+//! pruning what the app no longer wants; or, as a plan, asking the API server what that would do.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -23,6 +23,11 @@ use serde_json::Value;
 use crate::crd::API_VERSION;
 use crate::error::is_not_found;
 use crate::{FIELD_MANAGER, K8sError};
+
+mod plan;
+
+pub use plan::PlannedObject;
+use plan::to_value;
 
 /// A hook that may rewrite each object before it is applied (the daemon's extension hook).
 ///
@@ -79,6 +84,9 @@ pub struct DeployReport {
     /// `metadata.generation` of the applied Deployment: its rollout is done once the
     /// Deployment controller has observed this generation.
     pub deployment_generation: Option<i64>,
+    /// Filled by [`Applier::plan`] only: every object the deploy would write or delete, in the
+    /// order of the requests.
+    pub planned: Vec<PlannedObject>,
 }
 
 impl DeployReport {
@@ -96,6 +104,8 @@ pub struct Applier {
     /// The Ingresses this process last left each app with: when a deploy keeps all of them, no
     /// listing is needed to find stale ones.
     ingresses: Arc<Mutex<KnownIngresses>>,
+    /// Every write is sent with `dryRun=All` and recorded in the report ([`Applier::plan`]).
+    dry_run: bool,
 }
 
 /// Ingress names per `(namespace, app)`.
@@ -150,6 +160,7 @@ impl Applier {
             client,
             pdb_version,
             ingresses: Arc::default(),
+            dry_run: false,
         })
     }
 
@@ -236,6 +247,7 @@ impl Applier {
                             app,
                             &deployment.metadata.name.clone().unwrap_or_default(),
                             body,
+                            report,
                         )
                         .await?;
                     report.deployment_generation = applied.metadata.generation;
@@ -250,7 +262,7 @@ impl Applier {
                             spec.remove("unhealthyPodEvictionPolicy");
                         }
                     }
-                    self.apply_body(&resource, app, &name_of(object), body)
+                    self.apply_body(&resource, app, &name_of(object), body, report)
                         .await?;
                     report
                         .applied
@@ -261,7 +273,7 @@ impl Applier {
                     if other.kind() == Kind::HorizontalPodAutoscaler {
                         report.info(format!("Creating/updating autoscaler for {}", app.name));
                     }
-                    self.apply_body(&resource, app, &name_of(other), other.to_json())
+                    self.apply_body(&resource, app, &name_of(other), other.to_json(), report)
                         .await?;
                     report.applied.push((other.kind(), name_of(other)));
                 }
@@ -304,41 +316,15 @@ impl Applier {
         app: &AppSpec,
         name: &str,
         mut body: Value,
+        report: &mut DeployReport,
     ) -> Result<DynamicObject, K8sError> {
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &app.namespace, resource);
         crate::list_maps::keep_last_of_each_key(&mut body);
-        let apply = || async {
-            api.patch(
-                name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-            .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
-        };
-        let applied = match apply().await {
-            Err(K8sError::Api {
-                source: kube::Error::Api(status),
-                ..
-            }) if status.message.contains("existing fields")
-                && status.message.contains("duplicate entries for key") =>
-            {
-                // The live object repeats a list-map key (the Python daemon's PUT was accepted
-                // with a global env var named like a managed one): server-side apply cannot
-                // read it at all. A merge patch replaces lists whole, so it writes the object
-                // once without the repeats; applying works from then on.
-                let params = PatchParams {
-                    field_manager: Some(FIELD_MANAGER.to_owned()),
-                    ..PatchParams::default()
-                };
-                api.patch(name, &params, &Patch::Merge(&body))
-                    .await
-                    .map_err(|source| K8sError::api("rewrite", &resource.kind, name, source))?;
-                apply().await?
-            }
-            applied => applied?,
-        };
+        if self.dry_run {
+            return self.plan_body(&api, resource, name, &body, report).await;
+        }
+        let applied = self.write_body(&api, resource, name, &body).await?;
         let Some(fields) = crate::cutover::take_over(&applied.metadata) else {
             return Ok(applied);
         };
@@ -352,7 +338,59 @@ impl Applier {
         api.patch(name, &PatchParams::default(), &Patch::Merge(&ownership))
             .await
             .map_err(|source| K8sError::api("take over", &resource.kind, name, source))?;
-        apply().await
+        self.apply_patch(&api, resource, name, &body).await
+    }
+
+    async fn apply_patch(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        name: &str,
+        body: &Value,
+    ) -> Result<DynamicObject, K8sError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = self.dry_run;
+        api.patch(name, &params, &Patch::Apply(body))
+            .await
+            .map_err(|source| K8sError::api("apply", &resource.kind, name, source))
+    }
+
+    /// Apply `body`, rewriting an object that server-side apply cannot read first.
+    async fn write_body(
+        &self,
+        api: &Api<DynamicObject>,
+        resource: &ApiResource,
+        name: &str,
+        body: &Value,
+    ) -> Result<DynamicObject, K8sError> {
+        match self.apply_patch(api, resource, name, body).await {
+            Err(K8sError::Api {
+                source: kube::Error::Api(status),
+                ..
+            }) if status.message.contains("existing fields")
+                && status.message.contains("duplicate entries for key") =>
+            {
+                // The live object repeats a list-map key (the Python daemon's PUT was accepted
+                // with a global env var named like a managed one): server-side apply cannot
+                // read it at all. A merge patch replaces lists whole, so it writes the object
+                // once without the repeats; applying works from then on.
+                let params = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.to_owned()),
+                    dry_run: self.dry_run,
+                    ..PatchParams::default()
+                };
+                let rewritten = api
+                    .patch(name, &params, &Patch::Merge(body))
+                    .await
+                    .map_err(|source| K8sError::api("rewrite", &resource.kind, name, source))?;
+                if self.dry_run {
+                    Ok(rewritten)
+                } else {
+                    self.apply_patch(api, resource, name, body).await
+                }
+            }
+            applied => applied,
+        }
     }
 
     async fn apply_service_account(
@@ -387,6 +425,7 @@ impl Applier {
             app,
             &app.name,
             body,
+            report,
         )
         .await?;
         report
@@ -427,8 +466,14 @@ impl Applier {
             let resource = ApiResource::erase::<RoleBinding>(&());
             let bindings: Api<DynamicObject> =
                 Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
-            self.delete_dynamic(&bindings, &resource, &name, stale.metadata.uid.clone())
-                .await?;
+            self.delete_dynamic(
+                &bindings,
+                &resource,
+                &name,
+                stale.metadata.uid.clone(),
+                report,
+            )
+            .await?;
             report.deleted.push((Kind::RoleBinding, name));
         }
         for binding in desired {
@@ -443,8 +488,14 @@ impl Applier {
                     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
                         meta.remove("generateName");
                     }
-                    self.apply_body(&ApiResource::erase::<RoleBinding>(&()), app, &name, body)
-                        .await?;
+                    self.apply_body(
+                        &ApiResource::erase::<RoleBinding>(&()),
+                        app,
+                        &name,
+                        body,
+                        report,
+                    )
+                    .await?;
                     report.applied.push((Kind::RoleBinding, name));
                 }
                 Some(found) => report.info(format!(
@@ -458,7 +509,7 @@ impl Applier {
                         .create(
                             &PostParams {
                                 field_manager: Some(FIELD_MANAGER.to_owned()),
-                                ..PostParams::default()
+                                dry_run: self.dry_run,
                             },
                             binding,
                         )
@@ -471,9 +522,16 @@ impl Applier {
                                 source,
                             )
                         })?;
-                    report
-                        .applied
-                        .push((Kind::RoleBinding, created.metadata.name.unwrap_or_default()));
+                    let name = created.metadata.name.clone().unwrap_or_default();
+                    if self.dry_run {
+                        report.planned.push(PlannedObject {
+                            resource: ApiResource::erase::<RoleBinding>(&()),
+                            name: name.clone(),
+                            live: None,
+                            planned: Some(to_value(created)),
+                        });
+                    }
+                    report.applied.push((Kind::RoleBinding, name));
                 }
             }
         }
@@ -564,7 +622,7 @@ impl Applier {
             if wanted.contains(&name) || !owned_by_fiaas(&ingress.metadata) {
                 continue;
             }
-            self.delete_dynamic(&api, &resource, &name, ingress.metadata.uid.clone())
+            self.delete_dynamic(&api, &resource, &name, ingress.metadata.uid.clone(), report)
                 .await?;
             report.deleted.push((Kind::Ingress, name));
         }
@@ -588,7 +646,7 @@ impl Applier {
         if let Some(object) = found
             && owned_by_fiaas(&object.metadata)
         {
-            self.delete_dynamic(&api, resource, &app.name, object.metadata.uid)
+            self.delete_dynamic(&api, resource, &app.name, object.metadata.uid, report)
                 .await?;
             report.deleted.push((kind, app.name.clone()));
         }
@@ -601,12 +659,33 @@ impl Applier {
         resource: &ApiResource,
         name: &str,
         uid: Option<String>,
+        report: &mut DeployReport,
     ) -> Result<(), K8sError> {
-        match api.delete(name, &delete_params(uid)).await {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(source) => Err(K8sError::api("delete", &resource.kind, name, source)),
+        let live = if self.dry_run {
+            api.get_opt(name)
+                .await
+                .map_err(|source| K8sError::api("get", &resource.kind, name, source))?
+        } else {
+            None
+        };
+        let params = DeleteParams {
+            dry_run: self.dry_run,
+            ..delete_params(uid)
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(source) => return Err(K8sError::api("delete", &resource.kind, name, source)),
         }
+        if let Some(live) = live {
+            report.planned.push(PlannedObject {
+                resource: resource.clone(),
+                name: name.to_owned(),
+                live: Some(to_value(live)),
+                planned: None,
+            });
+        }
+        Ok(())
     }
 }
 

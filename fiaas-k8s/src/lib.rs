@@ -11,7 +11,9 @@ pub mod rollout;
 pub mod status;
 pub mod watch;
 
-pub use apply::{Applier, ClusterFacts, DeployOptions, DeployReport, ObjectHook, PdbVersion};
+pub use apply::{
+    Applier, ClusterFacts, DeployOptions, DeployReport, ObjectHook, PdbVersion, PlannedObject,
+};
 pub use crd::{
     Application, ApplicationResult, ApplicationSpec, ApplicationStatus, crds, crds_yaml,
     ensure_crds,

@@ -216,8 +216,8 @@ fn introduction() -> String {
          \n\
          # fiaas-deploy-daemon configuration\n\
          \n\
-         `fiaas-deploy-daemon`, `fiaas-deploy-daemon-bootstrap` and `fiaas render` accept the \
-         same cluster options, listed below. They are the options of the Python \
+         `fiaas-deploy-daemon`, `fiaas-deploy-daemon-bootstrap`, `fiaas render` and \
+         `fiaas diff` accept the same cluster options, listed below. They are the options of the Python \
          fiaas-deploy-daemon, with the same names, values and defaults, so an existing \
          `cluster_config.yaml` keeps working.\n\
          \n\
