@@ -154,6 +154,9 @@ impl Controller {
                         self.hand_over(&lost);
                     }
                     if gained {
+                        // The previous holder may have deployed the new shards' apps.
+                        self.deployer.applier.forget_cached().await;
+                        self.deployer.statuses.forget_cached().await;
                         // A fresh listing brings every app of the new shards, deployed or not.
                         stream = watch();
                     }

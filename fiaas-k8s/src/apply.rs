@@ -1,7 +1,7 @@
 //! Applying the objects of one deploy (server-side apply, one field manager, deploy order) and
 //! pruning what the app no longer wants; or, as a plan, asking the API server what that would do.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use fiaas_spec::AppSpec;
@@ -24,6 +24,7 @@ use crate::crd::API_VERSION;
 use crate::error::is_not_found;
 use crate::{FIELD_MANAGER, K8sError};
 
+mod ingresses;
 mod plan;
 
 pub use plan::PlannedObject;
@@ -103,13 +104,13 @@ pub struct Applier {
     pdb_version: PdbVersion,
     /// The Ingresses this process last left each app with: when a deploy keeps all of them, no
     /// listing is needed to find stale ones.
-    ingresses: Arc<Mutex<KnownIngresses>>,
+    ingresses: Arc<Mutex<ingresses::KnownIngresses>>,
+    /// Per namespace, the fiaas Ingresses of each app as of one listing: an app this process
+    /// has not deployed yet needs no listing of its own when it had none beyond what it keeps.
+    ingress_snapshots: Arc<tokio::sync::Mutex<HashMap<String, ingresses::IngressSnapshot>>>,
     /// Every write is sent with `dryRun=All` and recorded in the report ([`Applier::plan`]).
     dry_run: bool,
 }
-
-/// Ingress names per `(namespace, app)`.
-type KnownIngresses = HashMap<(String, String), BTreeSet<String>>;
 
 fn is_fiaas_owner(reference: &OwnerReference) -> bool {
     reference.api_version == API_VERSION && reference.kind == "Application"
@@ -160,6 +161,7 @@ impl Applier {
             client,
             pdb_version,
             ingresses: Arc::default(),
+            ingress_snapshots: Arc::default(),
             dry_run: false,
         })
     }
@@ -574,57 +576,6 @@ impl Applier {
                 _ => {}
             }
             self.delete_if_owned(&resource, kind, app, report).await?;
-        }
-        Ok(())
-    }
-
-    /// Delete the app's fiaas-owned Ingresses that this deploy did not apply: those of earlier
-    /// deployments (upstream's sweep) and, unlike upstream, also ones dropped without a new
-    /// deployment id.
-    async fn prune_ingresses(
-        &self,
-        app: &AppSpec,
-        config: &ClusterConfig,
-        manifests: &Manifests,
-        report: &mut DeployReport,
-    ) -> Result<(), K8sError> {
-        let resource = if config.use_networkingv1_ingress {
-            ApiResource::erase::<Ingress>(&())
-        } else {
-            legacy("extensions", "Ingress", "ingresses")
-        };
-        let wanted: BTreeSet<String> = manifests
-            .objects
-            .iter()
-            .filter(|o| o.kind() == Kind::Ingress)
-            .map(name_of)
-            .collect();
-        let key = (app.namespace.clone(), app.name.clone());
-        let known = self
-            .ingresses
-            .lock()
-            .ok()
-            .and_then(|known| known.get(&key).cloned());
-        if known.is_some_and(|previous| previous.is_subset(&wanted)) {
-            return Ok(());
-        }
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &app.namespace, &resource);
-        let selector = format!("app={},fiaas/deployment_id", app.name);
-        let listed = match api.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => list.items,
-            // An API version the cluster does not serve holds no ingresses to prune.
-            Err(e) if is_not_found(&e) => Vec::new(),
-            Err(source) => return Err(K8sError::api("list", "Ingress", &selector, source)),
-        };
-        for ingress in listed {
-            let name = ingress.metadata.name.clone().unwrap_or_default();
-            if wanted.contains(&name) || !owned_by_fiaas(&ingress.metadata) {
-                continue;
-            }
-            self.delete_dynamic(&api, &resource, &name, ingress.metadata.uid.clone(), report)
-                .await?;
-            report.deleted.push((Kind::Ingress, name));
         }
         Ok(())
     }

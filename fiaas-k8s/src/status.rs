@@ -126,25 +126,30 @@ pub struct StatusWriter {
     /// write it refuses (the upstream's CRD, on clusters cut over from the Python daemon, does
     /// not), after which the inline status carries only the upstream's fields.
     inline_conditions: Arc<AtomicBool>,
-    /// Per namespace, the names of the ApplicationStatus objects that say SUCCESS, as of one
-    /// listing: a daemon that starts (or relists) with a fleet already deployed learns it with
-    /// a few requests instead of one per app.
-    succeeded: Arc<tokio::sync::Mutex<HashMap<String, Succeeded>>>,
+    /// Per namespace, what one listing of its ApplicationStatus objects said: which say SUCCESS
+    /// and how many each app has. A daemon that starts (or relists) with a fleet already
+    /// deployed learns it with a few requests instead of one per app, and a deploy needs no
+    /// listing of its app's statuses to know that none is to be deleted.
+    snapshots: Arc<tokio::sync::Mutex<HashMap<String, Snapshot>>>,
     /// How many statuses are kept per app.
     kept: usize,
 }
 
-/// One namespace's successful statuses, and when they were listed.
-struct Succeeded {
-    listed: Instant,
-    names: HashSet<String>,
+/// One namespace's statuses as of one listing.
+#[derive(Default)]
+struct Snapshot {
+    listed: Option<Instant>,
+    /// The names of the statuses that say SUCCESS (kept up to date with this writer's own).
+    succeeded: HashSet<String>,
+    /// How many statuses each app had.
+    counts: HashMap<String, usize>,
 }
 
-/// How long a listing of successful statuses answers lookups: long enough for a start-up or a
-/// relisting to use one listing, short enough that statuses written by others are seen soon.
-const SUCCEEDED_TTL: Duration = Duration::from_secs(30);
+/// How long a listing of a namespace's statuses answers lookups: long enough for a start-up or
+/// a relisting to use one listing, short enough that statuses written by others are seen soon.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(30);
 /// Page size of that listing, bounding the memory it takes while it runs.
-const SUCCEEDED_PAGE: u32 = 500;
+const SNAPSHOT_PAGE: u32 = 500;
 
 /// Per `(namespace, app)`: how many statuses there may be, and the deployment id written last.
 type StatusCounts = HashMap<(String, String), (usize, String)>;
@@ -157,7 +162,7 @@ impl StatusWriter {
             include_status_in_app,
             counts: Arc::default(),
             inline_conditions: Arc::new(AtomicBool::new(true)),
-            succeeded: Arc::default(),
+            snapshots: Arc::default(),
             kept: STATUSES_KEPT,
         }
     }
@@ -169,6 +174,15 @@ impl StatusWriter {
         self
     }
 
+    /// Forget what this process remembers of apps' statuses: another replica may have written
+    /// some meanwhile (this one just took over a shard).
+    pub async fn forget_cached(&self) {
+        if let Ok(mut counts) = self.counts.lock() {
+            counts.clear();
+        }
+        self.snapshots.lock().await.clear();
+    }
+
     /// Whether the status of `deployment_id` of `app` says SUCCESS. Answered from a listing of
     /// the namespace's statuses taken at most 30 seconds ago (and kept up to date with
     /// this writer's own SUCCESS writes), so a fleet costs one listing, not a request per app.
@@ -178,38 +192,59 @@ impl StatusWriter {
         app: &str,
         deployment_id: &str,
     ) -> Result<bool, K8sError> {
-        let mut cache = self.succeeded.lock().await;
-        let fresh = cache
-            .get(namespace)
-            .is_some_and(|s| s.listed.elapsed() < SUCCEEDED_TTL);
-        if !fresh {
-            let listed = Instant::now();
-            let names = self.list_succeeded(namespace).await?;
-            cache.insert(namespace.to_owned(), Succeeded { listed, names });
-        }
-        Ok(cache
-            .get(namespace)
-            .is_some_and(|s| s.names.contains(&status_name(app, deployment_id))))
+        let mut snapshots = self.snapshots.lock().await;
+        let snapshot = self.snapshot(&mut snapshots, namespace).await?;
+        Ok(snapshot
+            .succeeded
+            .contains(&status_name(app, deployment_id)))
     }
 
-    async fn list_succeeded(&self, namespace: &str) -> Result<HashSet<String>, K8sError> {
+    /// The namespace's snapshot, listed again when it is older than [`SNAPSHOT_TTL`].
+    async fn snapshot<'a>(
+        &self,
+        snapshots: &'a mut HashMap<String, Snapshot>,
+        namespace: &str,
+    ) -> Result<&'a mut Snapshot, K8sError> {
+        let snapshot = snapshots.entry(namespace.to_owned()).or_default();
+        if snapshot
+            .listed
+            .is_none_or(|listed| listed.elapsed() >= SNAPSHOT_TTL)
+        {
+            *snapshot = self.list_namespace(namespace).await?;
+        }
+        Ok(snapshot)
+    }
+
+    async fn list_namespace(&self, namespace: &str) -> Result<Snapshot, K8sError> {
         let api: Api<ApplicationStatus> = Api::namespaced(self.client.clone(), namespace);
-        let mut names = HashSet::new();
-        let mut params = ListParams::default().limit(SUCCEEDED_PAGE);
+        let mut snapshot = Snapshot {
+            listed: Some(Instant::now()),
+            ..Snapshot::default()
+        };
+        let mut params = ListParams::default().limit(SNAPSHOT_PAGE);
         loop {
             let page = api
                 .list(&params)
                 .await
                 .map_err(|source| K8sError::api("list", "ApplicationStatus", namespace, source))?;
-            names.extend(
-                page.items
-                    .into_iter()
-                    .filter(|s| s.result == DeployResult::Success.as_str())
-                    .filter_map(|s| s.metadata.name),
-            );
+            for status in page.items {
+                let app = status
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|labels| labels.get("app"));
+                if let Some(app) = app {
+                    *snapshot.counts.entry(app.clone()).or_default() += 1;
+                }
+                if status.result == DeployResult::Success.as_str()
+                    && let Some(name) = status.metadata.name
+                {
+                    snapshot.succeeded.insert(name);
+                }
+            }
             match page.metadata.continue_.filter(|c| !c.is_empty()) {
                 Some(token) => params = params.continue_token(&token),
-                None => return Ok(names),
+                None => return Ok(snapshot),
             }
         }
     }
@@ -227,10 +262,10 @@ impl StatusWriter {
         // the Application's CRD accepting the inline status.
         self.write_status_object(subject, result, logs).await?;
         if result == DeployResult::Success
-            && let Some(known) = self.succeeded.lock().await.get_mut(&subject.namespace)
+            && let Some(known) = self.snapshots.lock().await.get_mut(&subject.namespace)
         {
             known
-                .names
+                .succeeded
                 .insert(status_name(&subject.app, &subject.deployment_id));
         }
         if self.include_status_in_app {
@@ -290,19 +325,40 @@ impl StatusWriter {
             .await
             .map_err(|source| K8sError::api("apply", "ApplicationStatus", &name, source))?;
         let key = (subject.namespace.clone(), subject.app.clone());
-        if let Ok(mut counts) = self.counts.lock()
-            && let Some((count, last)) = counts.get_mut(&key)
-            && *last != subject.deployment_id
-        {
-            // Another deployment id may have added a status (a repeated one only overcounts).
-            *count += 1;
-            last.clone_from(&subject.deployment_id);
-        }
-        let may_exceed = self
-            .counts
-            .lock()
-            .map(|counts| counts.get(&key).is_none_or(|(count, _)| *count > self.kept))
-            .unwrap_or(true);
+        let known = self.counts.lock().ok().and_then(|mut counts| {
+            let (count, last) = counts.get_mut(&key)?;
+            if *last != subject.deployment_id {
+                // Another deployment id may have added a status (a repeated one only
+                // overcounts).
+                *count += 1;
+                last.clone_from(&subject.deployment_id);
+            }
+            Some(*count)
+        });
+        let count = match known {
+            Some(count) => Some(count),
+            // First write for the app since this process started: the namespace's snapshot
+            // says how many it had (one listing for a whole fleet of new apps), plus the one
+            // just written, which a snapshot taken before may lack.
+            None if result.is_final() => {
+                let mut snapshots = self.snapshots.lock().await;
+                match self.snapshot(&mut snapshots, &subject.namespace).await {
+                    Ok(snapshot) => {
+                        let count = snapshot.counts.get(&subject.app).copied().unwrap_or(0) + 1;
+                        if let Ok(mut counts) = self.counts.lock() {
+                            counts.insert(key.clone(), (count, subject.deployment_id.clone()));
+                        }
+                        Some(count)
+                    }
+                    Err(error) => {
+                        tracing::debug!("No snapshot of the statuses: {error}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
+        let may_exceed = count.is_none_or(|count| count > self.kept);
         if result.is_final() && may_exceed {
             let kept = self
                 .retain_newest(
