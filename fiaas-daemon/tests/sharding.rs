@@ -331,3 +331,61 @@ async fn scaling_from_one_replica_to_three_and_back_loses_nothing() {
         let _ = std::fs::remove_file(kubeconfig);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sharded_component_builds_and_the_api_server_accepts_it() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let ns = test_namespace(&client, "shard-kustomize").await;
+    // An overlay next to deploy/, as deploy/sharded/kustomization.yaml says to write one.
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let overlay = repository
+        .join("target")
+        .join(format!("sharded-overlay-{ns}"));
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        format!("resources: [../../deploy]\ncomponents: [../../deploy/sharded]\nnamespace: {ns}\n"),
+    )
+    .unwrap();
+    let built = support::kubectl(&["kustomize", overlay.to_str().unwrap()], None);
+    let objects: Vec<serde_json::Value> = built
+        .split("\n---\n")
+        .map(|document| fiaas_spec::parse_document(document).unwrap())
+        .collect();
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let deployment = find("Deployment", "fiaas-deploy-daemon");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["containers"][0]["args"],
+        serde_json::json!(["--shards", "12"])
+    );
+    assert!(pod["affinity"]["podAntiAffinity"].is_object());
+    assert_eq!(
+        find("PodDisruptionBudget", "fiaas-deploy-daemon")["spec"]["maxUnavailable"],
+        1
+    );
+    let rules = &find("Role", "fiaas-deploy-daemon-shards")["rules"][0];
+    assert_eq!(rules["resources"], serde_json::json!(["leases"]));
+    // The test cluster (Kubernetes 1.20) predates policy/v1, so its PodDisruptionBudget is
+    // checked above only.
+    let served: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["kind"] != "PodDisruptionBudget")
+        .collect();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": served});
+    support::kubectl(
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&list.to_string()),
+    );
+    let _ = std::fs::remove_dir_all(overlay);
+    drop_namespace(&client, &ns).await;
+}
