@@ -172,35 +172,38 @@ impl Deployer {
     /// The deploy proper, holding a permit.
     async fn deploy(
         &self,
-        view: ApplicationView,
+        mut view: ApplicationView,
         mut cancel: watch::Receiver<Cancel>,
         check: StartCheck,
         attempt: u32,
     ) -> Finished {
+        // Every large step is boxed and gone once done: a deploy waiting for its rollout keeps
+        // only its status log and what names it, not the apply's state or the app's spec.
         let started = Instant::now();
         let subject = view.subject();
         let mut log = StatusLog::of(&view);
-        if check == StartCheck::SkipIfDeployed && self.already_deployed(&view).await {
+        if check == StartCheck::SkipIfDeployed && Box::pin(self.already_deployed(&view)).await {
             tracing::debug!("Deployment of {} already succeeded", view.app);
             return Finished::AlreadyDeployed;
         }
         if attempt == 0 {
-            self.record(&view, &subject, DeployResult::Initiated, &mut log)
-                .await;
+            Box::pin(self.record(&view, &subject, DeployResult::Initiated, &mut log)).await;
         }
         let app = match self.build(&view) {
-            Ok(app) => app,
-            Err(error) => return self.conclude(&view, &subject, Err(error), &mut log).await,
+            Ok(app) => Box::new(app),
+            Err(error) => {
+                return Box::pin(self.conclude(&view, &subject, Err(error), &mut log)).await;
+            }
         };
+        let repository = view.repository();
         let usage = |status| UsageEvent {
             status,
             app: view.app.clone(),
             namespace: view.namespace.clone(),
             deployment_id: subject.deployment_id.clone(),
-            repository: view.repository(),
+            repository: repository.clone(),
         };
-        self.record(&view, &subject, DeployResult::Running, &mut log)
-            .await;
+        Box::pin(self.record(&view, &subject, DeployResult::Running, &mut log)).await;
         if attempt == 0 {
             if let Some(reporter) = &self.usage {
                 reporter.report(usage(UsageStatus::Started));
@@ -210,11 +213,19 @@ impl Deployer {
         // A newer deployment id stops the apply at once; a shutdown lets it finish (within the
         // grace period), so what is applied is whole.
         let applied = tokio::select! {
-            applied = self.apply(&app, &mut log) => applied,
+            applied = Box::pin(self.apply(&app, &mut log)) => applied,
             _ = superseded(&mut cancel) => {
-                return self.stop_early(&view, &subject, &cancel, &mut log).await;
+                return Box::pin(self.stop_early(&view, &subject, &cancel, &mut log)).await;
             }
         };
+        let timeout = rollout_timeout(&app, self.config.ready_check_timeout_multiplier);
+        let certificates =
+            self.config.tls_certificate_ready && app.ingress_tls.enabled == Some(true);
+        let is_daemon = app.name == "fiaas-deploy-daemon";
+        drop(app);
+        view.config = None;
+        view.additional_labels = serde_json::Value::Null;
+        view.additional_annotations = serde_json::Value::Null;
         let outcome = match applied {
             Err(error) if error.is_transient() && attempt < MAX_RETRIES => {
                 log.push(
@@ -224,18 +235,22 @@ impl Deployer {
                 return Finished::Transient;
             }
             Err(error) => Err(error),
-            Ok(_) if app.name == "fiaas-deploy-daemon" => Ok(()),
+            Ok(_) if is_daemon => Ok(()),
             Ok(generation) => {
-                let timeout = rollout_timeout(&app, self.config.ready_check_timeout_multiplier);
-                let certificates =
-                    self.config.tls_certificate_ready && app.ingress_tls.enabled == Some(true);
+                let wait = self.tracker.wait_for(
+                    &view.namespace,
+                    &view.app,
+                    generation,
+                    timeout,
+                    certificates,
+                );
                 tokio::select! {
-                    outcome = self.tracker.wait(&app, generation, timeout, certificates) => match outcome {
+                    outcome = wait => match outcome {
                         RolloutOutcome::Ready => Ok(()),
                         RolloutOutcome::Failed(reason) => Err(DeployError::Rollout(reason)),
                     },
                     _ = cancelled(&mut cancel) => {
-                        return self.stop_early(&view, &subject, &cancel, &mut log).await;
+                        return Box::pin(self.stop_early(&view, &subject, &cancel, &mut log)).await;
                     }
                 }
             }
@@ -252,7 +267,7 @@ impl Deployer {
                 UsageStatus::Failed
             }));
         }
-        let finished = self.conclude(&view, &subject, outcome, &mut log).await;
+        let finished = Box::pin(self.conclude(&view, &subject, outcome, &mut log)).await;
         if finished == Finished::Transient && attempt < MAX_RETRIES {
             return finished;
         }

@@ -280,9 +280,29 @@ impl RolloutTracker {
         timeout: Duration,
         check_certificates: bool,
     ) -> RolloutOutcome {
-        let key = (app.namespace.clone(), app.name.clone());
+        self.wait_for(
+            &app.namespace,
+            &app.name,
+            generation,
+            timeout,
+            check_certificates,
+        )
+        .await
+    }
+
+    /// [`Self::wait`] for the app `name` of `namespace`, for a caller that keeps no more of
+    /// the app than that while it waits.
+    pub async fn wait_for(
+        &self,
+        namespace: &str,
+        name: &str,
+        generation: Option<i64>,
+        timeout: Duration,
+        check_certificates: bool,
+    ) -> RolloutOutcome {
+        let key = (namespace.to_owned(), name.to_owned());
         let outcome = self
-            .wait_subscribed(app, &key, generation, timeout, check_certificates)
+            .wait_subscribed(&key, generation, timeout, check_certificates)
             .await;
         self.unsubscribe(&key);
         outcome
@@ -290,7 +310,6 @@ impl RolloutTracker {
 
     async fn wait_subscribed(
         &self,
-        app: &AppSpec,
         key: &Key,
         generation: Option<i64>,
         timeout: Duration,
@@ -302,7 +321,8 @@ impl RolloutTracker {
             return RolloutOutcome::Failed("the rollout tracker is broken".to_owned());
         };
         loop {
-            let state = self.state(&app.namespace, &app.name).flatten();
+            let (namespace, name) = key;
+            let state = self.state(namespace, name).flatten();
             if let Some(state) = &state {
                 let current = generation.is_none_or(|g| state.generation.is_some_and(|s| s >= g));
                 // A deadline condition counts only once the controller has seen this
@@ -311,18 +331,17 @@ impl RolloutTracker {
                 if current {
                     if let Some(message) = state.deadline_exceeded.as_ref().filter(|_| observed) {
                         return RolloutOutcome::Failed(format!(
-                            "Deployment {} exceeded its progress deadline: {message}",
-                            app.name
+                            "Deployment {name} exceeded its progress deadline: {message}"
                         ));
                     }
                     if state.is_rolled_out() {
                         if !check_certificates {
                             return RolloutOutcome::Ready;
                         }
-                        match certificates_ready(&self.client, app).await {
+                        match Box::pin(certificates_ready(&self.client, namespace, name)).await {
                             Ok(true) => return RolloutOutcome::Ready,
                             Ok(false) => {}
-                            Err(e) => tracing::warn!("checking certificates of {}: {e}", app.name),
+                            Err(e) => tracing::warn!("checking certificates of {name}: {e}"),
                         }
                     }
                 }
@@ -350,7 +369,7 @@ impl RolloutTracker {
                         return RolloutOutcome::Failed(format!(
                             "Timed out after {} seconds waiting for {} to become ready",
                             timeout.as_secs(),
-                            app.name
+                            key.1
                         ));
                     }
                 }
@@ -374,9 +393,9 @@ pub const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Whether every cert-manager Certificate named by a TLS entry of the app's Ingresses is
 /// Ready and not expired.
-async fn certificates_ready(client: &Client, app: &AppSpec) -> Result<bool, K8sError> {
-    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &app.namespace);
-    let selector = format!("app={}", app.name);
+async fn certificates_ready(client: &Client, namespace: &str, app: &str) -> Result<bool, K8sError> {
+    let ingresses: Api<Ingress> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("app={app}");
     let listed = ingresses
         .list(&ListParams::default().labels(&selector))
         .await
@@ -389,7 +408,7 @@ async fn certificates_ready(client: &Client, app: &AppSpec) -> Result<bool, K8sE
         plural: "certificates".to_owned(),
     };
     let certificates: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), &app.namespace, &resource);
+        Api::namespaced_with(client.clone(), namespace, &resource);
     let now = jiff::Timestamp::now();
     for ingress in listed.items {
         for tls in ingress.spec.and_then(|s| s.tls).unwrap_or_default() {
