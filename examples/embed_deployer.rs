@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use fiaas_daemon::application::{ApplicationView, RawApplication};
-use fiaas_daemon::deployer::{Cancel, Deployer};
-use fiaas_daemon::scheduler::{Finished, StartCheck};
-use fiaas_k8s::{Applier, RolloutTracker, StatusWriter};
+use fiaas_daemon::deployer::{Cancel, DeployArgs, Deployer};
+use fiaas_daemon::scheduler::Finished;
+use fiaas_k8s::{Applier, RolloutTracker};
 use fiaas_transform::ClusterConfig;
 use kube::Api;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,22 +34,16 @@ async fn main() -> anyhow::Result<()> {
     // The rollout tracker follows Deployments through one watch; it must run while deploying.
     let (tracker, tracking) = RolloutTracker::new(client.clone(), Some(&namespace));
     tokio::spawn(tracking);
-    let config = Arc::new(config);
-    let deployer = Deployer {
-        statuses: StatusWriter::new(client.clone(), config.include_status_in_app),
-        applier: Applier::new(client.clone()).await?,
-        config,
-        tracker,
-        quotas: None,
-        events: None,
-        usage: None,
-        hook: None,
-        permits: Arc::new(Semaphore::new(1)),
-        fence: None,
+    let applier = Applier::new(client.clone()).await?;
+    // The daemon's deployer, extension hook included; the defaults of its own flags.
+    let args = DeployArgs {
+        max_concurrent_deploys: 1,
+        status_retention: fiaas_k8s::status::STATUSES_KEPT as u32,
     };
+    let deployer = Deployer::new(client, Arc::new(config), applier, tracker, &args)?;
     // Nothing cancels a one-off deploy; the sender just has to outlive it.
     let (_never, cancel) = watch::channel(Cancel::No);
-    match deployer.run(view, cancel, StartCheck::Fresh, 0).await {
+    match deployer.run_until_done(&view, cancel).await {
         Finished::Verdict(verdict) => println!("{name}: {}", verdict.as_str()),
         other => println!("{name}: unfinished ({other:?})"),
     }

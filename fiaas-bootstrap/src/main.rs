@@ -1,7 +1,9 @@
 //! `fiaas-deploy-daemon-bootstrap`: deploy, once, the Applications labelled
 //! `fiaas/bootstrap=true` in the daemon's namespace (or one app straight from a fiaas.yml), wait
 //! until every one has rolled out, and exit 0, or exit 1 naming each app and its final state.
-//! The same apply, prune and rollout tracking as the daemon; only the wiring is here.
+//! Every app is deployed by the daemon's [`Deployer`], as the daemon deploys it: statuses,
+//! the extension hook, retries after transient failures, and `--max-concurrent-deploys`; only
+//! the wiring is here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,20 +14,14 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use fiaas_daemon::application::{ApplicationView, RawApplication};
-use fiaas_daemon::deployer::{Cancel, Deployer};
-use fiaas_daemon::hook::ExtensionHook;
-use fiaas_daemon::scheduler::{Finished, StartCheck};
-
+use fiaas_daemon::deployer::{Cancel, DeployArgs, Deployer};
+use fiaas_daemon::scheduler::Finished;
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
-use fiaas_k8s::{
-    Applier, ClusterFacts, DeployOptions, DeployResult, RolloutOutcome, RolloutTracker,
-    StatusWriter, rollout_timeout,
-};
-use fiaas_spec::AppFacts;
+use fiaas_k8s::{Applier, DeployResult, RolloutTracker};
 use fiaas_transform::ClusterConfig;
 use fiaas_transform::config::ClusterArgs;
 use kube::api::{Api, ListParams};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -36,6 +32,8 @@ use tokio::sync::{Semaphore, watch};
 struct Cli {
     #[command(flatten)]
     cluster: ClusterArgs,
+    #[command(flatten)]
+    deploys: DeployArgs,
     /// Deploy this fiaas.yml instead of the bootstrap Applications (needs --name and --image).
     #[arg(long, value_name = "FIAAS_YML")]
     app: Option<PathBuf>,
@@ -82,22 +80,20 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<bool> {
     let states: States = Arc::default();
 
     let work = async {
-        match &cli.app {
-            Some(file) => {
-                deploy_file(&config, &cli, file, &namespace, &applier, &tracker, &states).await
-            }
-            None => {
-                deploy_applications(
-                    config.clone(),
-                    &client,
-                    &namespace,
-                    applier.clone(),
-                    tracker.clone(),
-                    &states,
-                )
-                .await
-            }
-        }
+        let views = match &cli.app {
+            Some(file) => from_file(&cli, file, &namespace, &states)?,
+            None => bootstrap_applications(&config, &client, &namespace, &states).await?,
+        };
+        let deployer = Deployer::new(
+            client.clone(),
+            Arc::new(config.clone()),
+            applier,
+            tracker,
+            &cli.deploys,
+        )
+        .context("extension hook")?;
+        deploy_all(&deployer, views, &states).await;
+        anyhow::Ok(())
     };
     let progress = tokio::spawn(report_progress(states.clone()));
     let finished = tokio::time::timeout(timeout, work).await;
@@ -147,14 +143,14 @@ async fn report_progress(states: States) {
     }
 }
 
-async fn deploy_applications(
-    config: ClusterConfig,
+/// The Applications labelled `fiaas/bootstrap=true` in the namespace that can be deployed; the
+/// others are FAILED in `states` right away.
+async fn bootstrap_applications(
+    config: &ClusterConfig,
     client: &kube::Client,
     namespace: &str,
-    applier: Applier,
-    tracker: RolloutTracker,
     states: &States,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<ApplicationView>> {
     if !config.enable_crd_support {
         anyhow::bail!("bootstrapping Applications requires --enable-crd-support");
     }
@@ -163,22 +159,7 @@ async fn deploy_applications(
         .list(&ListParams::default().labels("fiaas/bootstrap=true"))
         .await
         .context("listing the bootstrap Applications")?;
-    let hook = ExtensionHook::from_config(&config).context("extension hook")?;
-    let config = Arc::new(config);
-    let deployer = Arc::new(Deployer {
-        statuses: StatusWriter::new(client.clone(), config.include_status_in_app),
-        config,
-        applier,
-        tracker,
-        quotas: None,
-        events: None,
-        usage: None,
-        hook,
-        permits: Arc::new(Semaphore::new(20)),
-        fence: None,
-    });
-    let (_keep_going, cancel) = watch::channel(Cancel::No);
-    let mut deploys = Vec::new();
+    let mut views = Vec::new();
     for object in &listed.items {
         let view = ApplicationView::of(object);
         if view.deployment_id.is_none() {
@@ -189,83 +170,58 @@ async fn deploy_applications(
             set(states, &view.app, "FAILED (no fiaas/deployment_id label)");
             continue;
         }
+        views.push(view);
+    }
+    Ok(views)
+}
+
+/// The app of `--app`, unless its file is not a fiaas.yml (then FAILED in `states`).
+fn from_file(
+    cli: &Cli,
+    file: &Path,
+    namespace: &str,
+    states: &States,
+) -> anyhow::Result<Vec<ApplicationView>> {
+    let (Some(name), Some(image)) = (&cli.name, &cli.image) else {
+        anyhow::bail!("--app needs --name and --image");
+    };
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match fiaas_spec::parse_document(&text) {
+        Ok(config) => Ok(vec![ApplicationView::unstored(
+            namespace,
+            name,
+            image,
+            &cli.deployment_id,
+            config,
+        )]),
+        Err(e) => {
+            tracing::error!("{}: {e}", file.display());
+            set(states, name, "FAILED (invalid fiaas.yml)");
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// Deploys every app at once (the deployer bounds how many talk to the API server) and
+/// records how each ended.
+async fn deploy_all(deployer: &Deployer, views: Vec<ApplicationView>, states: &States) {
+    // Nothing cancels a bootstrap deploy; the overall timeout drops them instead.
+    let (_keep_going, cancel) = watch::channel(Cancel::No);
+    let deploys = views.into_iter().map(|view| {
         set(states, &view.app, "RUNNING");
-        let (deployer, cancel, states) = (deployer.clone(), cancel.clone(), states.clone());
-        deploys.push(async move {
-            let app = view.app.clone();
-            let state = match deployer.run(view, cancel, StartCheck::Fresh, 0).await {
+        let cancel = cancel.clone();
+        async move {
+            let state = match deployer.run_until_done(&view, cancel).await {
                 Finished::Verdict(result) => result.as_str(),
                 Finished::AlreadyDeployed => DeployResult::Success.as_str(),
                 Finished::Transient => "FAILED (the API server did not answer)",
                 Finished::Stopped => "UNFINISHED",
             };
-            set(&states, &app, state);
-        });
-    }
+            set(states, &view.app, state);
+        }
+    });
     futures::future::join_all(deploys).await;
-    Ok(())
-}
-
-async fn deploy_file(
-    config: &ClusterConfig,
-    cli: &Cli,
-    file: &Path,
-    namespace: &str,
-    applier: &Applier,
-    tracker: &RolloutTracker,
-    states: &States,
-) -> anyhow::Result<()> {
-    let (Some(name), Some(image)) = (&cli.name, &cli.image) else {
-        anyhow::bail!("--app needs --name and --image");
-    };
-    set(states, name, "RUNNING");
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let facts = AppFacts {
-        name: name.clone(),
-        namespace: namespace.to_owned(),
-        image: image.clone(),
-        deployment_id: cli.deployment_id.clone(),
-        ..AppFacts::default()
-    };
-    let app = match fiaas_spec::load(&text, &facts) {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!("{}: {e}", file.display());
-            set(states, name, "FAILED (invalid fiaas.yml)");
-            return Ok(());
-        }
-    };
-    let report = match applier
-        .deploy(
-            &app,
-            config,
-            DeployOptions {
-                facts: &ClusterFacts::default(),
-                hook: None,
-            },
-        )
-        .await
-    {
-        Ok(report) => report,
-        Err(e) => {
-            tracing::error!("Failed to deploy {name}: {e}");
-            set(states, name, "FAILED");
-            return Ok(());
-        }
-    };
-    let timeout = rollout_timeout(&app, config.ready_check_timeout_multiplier);
-    match tracker
-        .wait(&app, report.deployment_generation, timeout, false)
-        .await
-    {
-        RolloutOutcome::Ready => set(states, name, "SUCCESS"),
-        RolloutOutcome::Failed(reason) => {
-            tracing::error!("{reason}");
-            set(states, name, "FAILED");
-        }
-    }
-    Ok(())
 }
 
 fn set(states: &States, app: &str, state: &str) {

@@ -1,10 +1,12 @@
 //! The real `fiaas-deploy-daemon-bootstrap` against the real test cluster: the fixture catalog's
-//! bootstrap cases (§5), a failed rollout, the overall timeout, an invalid app, and `--app`.
+//! bootstrap cases (§5), a failed rollout, the overall timeout, an invalid app, and `--app` (with
+//! the extension hook and the ApplicationStatus of the daemon's deployer).
 //! There is no kubelet: where apps must become ready, the test plays it by marking pods Ready,
 //! and the real controllers report the rollouts done.
 
 use std::process::Output;
 
+use fiaas_k8s::{ApplicationStatus, status_name};
 use fiaas_tests::e2e::{Cluster, Deploy, expected_object};
 use fiaas_tests::{
     drop_namespace, fixtures_dir, keep_pods_ready, normalise_object, read_fixture,
@@ -16,6 +18,8 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream};
 
 async fn application(
     client: &Client,
@@ -242,8 +246,60 @@ async fn the_overall_timeout_exits_1_with_the_apps_still_rolling_out() {
     drop_namespace(&client, &ns).await;
 }
 
+/// A bare HTTP/1.1 extension hook on 127.0.0.1: it labels every Deployment `hooked: "yes"` and
+/// leaves every other kind alone (404). Returns its URL.
+async fn labelling_hook() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(answer_hook_call(stream));
+        }
+    });
+    url
+}
+
+async fn answer_hook_call(stream: TcpStream) {
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).await.unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.unwrap();
+    let (status, answer) = if request_line.contains("/fiaas/deploy/Deployment ") {
+        let payload: Value = serde_json::from_slice(&body).unwrap();
+        let mut object = payload["object"].clone();
+        object["metadata"]["labels"]["hooked"] = json!("yes");
+        ("200 OK", object.to_string())
+    } else {
+        ("404 Not Found", String::new())
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+    reader
+        .into_inner()
+        .write_all(response.as_bytes())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
-async fn a_fiaas_yml_deploys_straight_from_a_file() {
+async fn a_fiaas_yml_deploys_straight_from_a_file_through_the_daemons_deployer() {
     let Some(client) = test_cluster().await else {
         return;
     };
@@ -253,6 +309,7 @@ async fn a_fiaas_yml_deploys_straight_from_a_file() {
         .expect("install the CRDs");
     let ns = test_namespace(&client, "bootstrap-file").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
+    let hook = labelling_hook().await;
     let file = fixtures_dir().join("specs/v3/data/examples/v3minimal.yml");
     let output = bootstrap(
         &ns,
@@ -263,12 +320,42 @@ async fn a_fiaas_yml_deploys_straight_from_a_file() {
             "from-file",
             "--image",
             "nginx:1.13.9-alpine",
+            "--extension-hook-url",
+            &hook,
+            "--max-concurrent-deploys",
+            "1",
         ],
     )
     .await;
     kubelet.abort();
     assert!(output.status.success(), "{}", stderr(&output));
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    assert!(deployments.get_opt("from-file").await.unwrap().is_some());
+    let deployment = deployments.get("from-file").await.unwrap();
+    // The daemon's deployer: the extension hook rewrote the Deployment...
+    assert_eq!(
+        deployment
+            .metadata
+            .labels
+            .unwrap()
+            .get("hooked")
+            .map(String::as_str),
+        Some("yes")
+    );
+    // ...and the deploy has its ApplicationStatus, as every deploy of the daemon has.
+    let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
+    let status = statuses.get(&status_name("from-file", "1")).await.unwrap();
+    assert_eq!(status.result, "SUCCESS");
     drop_namespace(&client, &ns).await;
+}
+
+#[tokio::test]
+async fn the_deploy_concurrency_is_a_flag() {
+    // Refused before anything talks to a cluster: a bootstrap that can never deploy.
+    let output = bootstrap("default", &["--max-concurrent-deploys", "0"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--max-concurrent-deploys"),
+        "{}",
+        stderr(&output)
+    );
 }

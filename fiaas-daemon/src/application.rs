@@ -193,6 +193,37 @@ impl ApplicationView {
         }
     }
 
+    /// An Application that exists only in this process (the bootstrapper's `--app`): the
+    /// fiaas.yml document `config` deployed as `app` in `namespace`, with `image`, under
+    /// `deployment_id`. With no object behind it, its ApplicationStatus has no owner and there
+    /// is no inline status to write.
+    pub fn unstored(
+        namespace: &str,
+        app: &str,
+        image: &str,
+        deployment_id: &str,
+        config: Value,
+    ) -> ApplicationView {
+        ApplicationView {
+            object_name: app.to_owned(),
+            namespace: namespace.to_owned(),
+            uid: None,
+            generation: 0,
+            resource_version: None,
+            deployment_id: Some(deployment_id.to_owned()),
+            deleting: false,
+            app: app.to_owned(),
+            image: Some(image.to_owned()),
+            config: Some(config),
+            additional_labels: Value::Null,
+            additional_annotations: Value::Null,
+            spec_error: None,
+            status_generation: 0,
+            status_deployment_id: None,
+            status_result: None,
+        }
+    }
+
     /// The fiaas.yml and the deployment facts, or why the Application cannot be deployed.
     pub fn facts(&self) -> Result<(Value, AppFacts), String> {
         if let Some(error) = &self.spec_error {

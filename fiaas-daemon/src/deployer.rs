@@ -18,8 +18,8 @@ use tracing::Instrument;
 use crate::application::ApplicationView;
 use crate::deploy_error::DeployError;
 use crate::fence::Fence;
-use crate::hook::ExtensionHook;
-use crate::scheduler::{Finished, MAX_RETRIES, StartCheck};
+use crate::hook::{ExtensionHook, HookError};
+use crate::scheduler::{self, Finished, MAX_RETRIES, StartCheck};
 use crate::usage::{UsageEvent, UsageReporter, UsageStatus};
 use crate::{logging, metrics};
 
@@ -37,29 +37,93 @@ pub enum Cancel {
 /// How often a failing apply is tried before the deploy is FAILED.
 const APPLY_ATTEMPTS: u32 = 5;
 
-/// Everything a deploy needs; shared by all deploys.
+/// The flags that shape how deploys run, the same for the daemon and the bootstrapper.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DeployArgs {
+    /// How many deploys may talk to the API server at once.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_deploys: u32,
+    /// How many ApplicationStatus objects to keep per app (the newest).
+    #[arg(long, default_value_t = fiaas_k8s::status::STATUSES_KEPT as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub status_retention: u32,
+}
+
+/// Everything a deploy needs; shared by all deploys. Built with [`Deployer::new`] and the
+/// `with_*` methods.
 pub struct Deployer {
-    /// The cluster configuration.
-    pub config: Arc<ClusterConfig>,
+    config: Arc<ClusterConfig>,
     /// Applies and prunes objects.
-    pub applier: Applier,
+    pub(crate) applier: Applier,
     /// Follows rollouts.
-    pub tracker: RolloutTracker,
+    pub(crate) tracker: RolloutTracker,
     /// Knows which namespaces only admit BestEffort pods (without it, each deploy lists quotas).
-    pub quotas: Option<QuotaWatch>,
+    quotas: Option<QuotaWatch>,
     /// Writes ApplicationStatus (and the inline status).
-    pub statuses: StatusWriter,
-    /// Publishes Events on the Application.
-    pub events: Option<Recorder>,
-    /// Reports usage.
-    pub usage: Option<UsageReporter>,
-    /// The extension hook.
-    pub hook: Option<ExtensionHook>,
+    pub(crate) statuses: StatusWriter,
+    events: Option<Recorder>,
+    usage: Option<UsageReporter>,
+    hook: Option<ExtensionHook>,
     /// Bounds how many deploys talk to the API server at once.
-    pub permits: Arc<Semaphore>,
+    permits: Arc<Semaphore>,
     /// With leader election or sharding: a deploy stops, and nothing more is written for its
     /// app, once the lease covering the app may have passed to another replica.
-    pub fence: Option<Fence>,
+    fence: Option<Fence>,
+}
+
+impl Deployer {
+    /// A deployer as the daemon and the bootstrapper run it: ApplicationStatus objects (and
+    /// the inline status, with `--include-status-in-app`) written and retained as `args` says,
+    /// the extension hook of `--extension-hook-url` (through `--proxy`), and at most
+    /// `args.max_concurrent_deploys` deploys talking to the API server at once. The rollout
+    /// tracker must be running. Errors: the extension hook cannot be set up.
+    pub fn new(
+        client: kube::Client,
+        config: Arc<ClusterConfig>,
+        applier: Applier,
+        tracker: RolloutTracker,
+        args: &DeployArgs,
+    ) -> Result<Deployer, HookError> {
+        Ok(Deployer {
+            statuses: StatusWriter::new(client, config.include_status_in_app)
+                .retaining(args.status_retention as usize),
+            hook: ExtensionHook::from_config(&config)?,
+            permits: Arc::new(Semaphore::new(args.max_concurrent_deploys as usize)),
+            config,
+            applier,
+            tracker,
+            quotas: None,
+            events: None,
+            usage: None,
+            fence: None,
+        })
+    }
+
+    /// Ask `quotas` which namespaces only admit BestEffort pods instead of listing quotas per
+    /// deploy.
+    pub fn with_quotas(self, quotas: QuotaWatch) -> Self {
+        Deployer {
+            quotas: Some(quotas),
+            ..self
+        }
+    }
+
+    /// Publish an Event on the Application for each step.
+    pub fn with_events(self, events: Recorder) -> Self {
+        Deployer {
+            events: Some(events),
+            ..self
+        }
+    }
+
+    /// Report each deploy's start and end.
+    pub fn with_usage(self, usage: Option<UsageReporter>) -> Self {
+        Deployer { usage, ..self }
+    }
+
+    /// Stop a deploy, and write nothing more for its app, once `fence` no longer covers the app.
+    pub fn with_fence(self, fence: Option<Fence>) -> Self {
+        Deployer { fence, ..self }
+    }
 }
 
 /// What became of a status write.
@@ -142,6 +206,29 @@ impl Deployer {
                 () = fence.closed(&namespace, &app) => Finished::Stopped,
                 finished = deploy => finished,
             },
+        }
+    }
+
+    /// Deploy one Application version to its end for a caller without a scheduler (the
+    /// bootstrapper, tools embedding the deployer): after a transient failure it is tried again
+    /// with the daemon's delays, until it has a verdict or is stopped.
+    pub async fn run_until_done(
+        &self,
+        view: &ApplicationView,
+        cancel: watch::Receiver<Cancel>,
+    ) -> Finished {
+        let mut attempt = 0;
+        loop {
+            match self
+                .run(view.clone(), cancel.clone(), StartCheck::Fresh, attempt)
+                .await
+            {
+                Finished::Transient => {
+                    attempt += 1;
+                    tokio::time::sleep(scheduler::retry_delay(attempt)).await;
+                }
+                finished => return finished,
+            }
         }
     }
 

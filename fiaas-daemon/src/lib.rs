@@ -8,6 +8,7 @@ pub mod deployer;
 pub mod fence;
 pub mod health;
 pub mod hook;
+pub mod http;
 pub mod leader;
 pub mod logging;
 pub mod metrics;

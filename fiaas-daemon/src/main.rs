@@ -9,20 +9,19 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use fiaas_daemon::controller::{Controller, Stop};
-use fiaas_daemon::deployer::Deployer;
+use fiaas_daemon::deployer::{DeployArgs, Deployer};
 use fiaas_daemon::health::{Health, Heartbeat};
-use fiaas_daemon::hook::ExtensionHook;
 use fiaas_daemon::leader::{self, LeaderElector};
 use fiaas_daemon::metrics;
 use fiaas_daemon::shards::ShardLeases;
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_daemon::usage::{UsageReporter, UsageSettings};
 use fiaas_daemon::web::{self, WebState};
-use fiaas_k8s::{Applier, QuotaWatch, RolloutTracker, StatusWriter};
+use fiaas_k8s::{Applier, QuotaWatch, RolloutTracker};
 use fiaas_transform::ClusterConfig;
 use fiaas_transform::config::ClusterArgs;
 use kube::runtime::events::{Recorder, Reporter};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 /// The daemon's own flags, next to the upstream's.
 #[derive(Parser)]
@@ -34,12 +33,8 @@ use tokio::sync::{Semaphore, watch};
 struct Cli {
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// How many deploys may talk to the API server at once.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
-    max_concurrent_deploys: u32,
-    /// How many ApplicationStatus objects to keep per app (the newest).
-    #[arg(long, default_value_t = fiaas_k8s::status::STATUSES_KEPT as u32, value_parser = clap::value_parser!(u32).range(1..))]
-    status_retention: u32,
+    #[command(flatten)]
+    deploys: DeployArgs,
     /// Seconds to let in-flight applies finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace_seconds: u64,
@@ -167,7 +162,6 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             }
             None => None,
         };
-        let hook = ExtensionHook::from_config(&config).context("extension hook")?;
         let events = Recorder::new(
             client.clone(),
             Reporter {
@@ -194,19 +188,13 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             (None, None) => None,
         };
         let config = Arc::new(config);
-        let deployer = Arc::new(Deployer {
-            statuses: StatusWriter::new(client.clone(), config.include_status_in_app)
-                .retaining(cli.status_retention as usize),
-            config,
-            applier,
-            tracker,
-            quotas: Some(quotas),
-            events: Some(events),
-            usage,
-            hook,
-            permits: Arc::new(Semaphore::new(cli.max_concurrent_deploys as usize)),
-            fence,
-        });
+        let deployer = Deployer::new(client.clone(), config, applier, tracker, &cli.deploys)
+            .context("extension hook")?
+            .with_quotas(quotas)
+            .with_events(events)
+            .with_usage(usage)
+            .with_fence(fence);
+        let deployer = Arc::new(deployer);
         let mut controller = Controller::new(
             client,
             scope,

@@ -121,7 +121,7 @@ fn object_key(view: &ApplicationView) -> ObjectKey {
 }
 
 /// The delay before attempt `attempt` (1 = the first retry).
-fn retry_delay(attempt: u32) -> Duration {
+pub fn retry_delay(attempt: u32) -> Duration {
     let doublings = attempt.saturating_sub(1).min(16);
     FIRST_RETRY_DELAY
         .saturating_mul(1 << doublings)
