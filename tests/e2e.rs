@@ -1,4 +1,5 @@
-//! The e2e and bootstrap pairings of the fixture catalog (§3–§5) as data: inputs, daemon
+//! The e2e and bootstrap cases of upstream `tests/fiaas_deploy_daemon/test_e2e.py` and
+//! `test_bootstrap_e2e.py` as data: inputs, daemon
 //! flags, expected files with their placeholders filled in. Shared by the golden tests (render
 //! only) and the live tests (applied to the test cluster).
 
@@ -10,7 +11,8 @@ use crate::load_yaml;
 /// The Application uid the golden tests use (the live tests use the real one).
 pub const UID: &str = "5e7a1c2e-0000-4000-8000-00000000e2e0";
 
-/// Daemon flags of the upstream e2e clusters (catalog §3.1), without the service type.
+/// Daemon flags of the upstream e2e clusters (`prepare_fdd` in test_e2e.py), without the
+/// service type.
 const E2E_FLAGS: &[&str] = &[
     "--ingress-suffix",
     "svc.test.example.com",
@@ -34,11 +36,11 @@ const E2E_FLAGS: &[&str] = &[
 /// Which upstream test cluster a case ran on.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cluster {
-    /// §3.1, with this service type.
+    /// The `fdd` fixture of test_e2e.py, with this service type.
     Main(&'static str),
-    /// §3.2: ClusterIP and a ServiceAccount per app.
+    /// The `fdd_service_account` fixture: ClusterIP and a ServiceAccount per app.
     ServiceAccount,
-    /// §3.3: the bootstrap run.
+    /// The bootstrap run of test_bootstrap_e2e.py.
     Bootstrap,
 }
 
@@ -62,7 +64,8 @@ pub fn both(kind: Kind, file: &'static str) -> (Kind, &'static str, &'static str
     (kind, file, file)
 }
 
-/// The additional labels of §4.1 #7/#8 with the given `pod` entry.
+/// The additional labels of the `custom_resource_definition` cases v3-data-examples-v3 and
+/// -full with the given `pod` entry.
 pub fn v3minimal_labels(pod: Value) -> Value {
     json!({"global": {"global/label": "true"}, "deployment": {"deployment/label": "true"},
         "horizontal_pod_autoscaler": {"horizontal-pod-autoscaler/label": "true"},
@@ -116,7 +119,8 @@ use Kind::{
     Deployment as D, HorizontalPodAutoscaler as H, Ingress as I, Service as S, ServiceAccount as SA,
 };
 
-/// §4.1 and §4.3 cases (run on the ClusterIP and NodePort clusters).
+/// The `custom_resource_definition` and `test_multiple_ingresses` cases of test_e2e.py (run on
+/// the ClusterIP and NodePort clusters).
 pub fn main_cases() -> Vec<Case> {
     let mut v3minimal = case(
         "v3/data/examples/v3minimal.yml",
@@ -249,7 +253,7 @@ pub fn main_cases() -> Vec<Case> {
                 &[],
             )
         },
-        // §4.3: two ingresses each.
+        // test_multiple_ingresses: two ingresses each.
         Case {
             expected: vec![
                 (
@@ -313,7 +317,7 @@ pub fn main_cases() -> Vec<Case> {
     ]
 }
 
-/// §4.2 cases.
+/// The `custom_resource_definition_service_account` cases of test_e2e.py.
 pub fn service_account_cases() -> Vec<Case> {
     let mut v3minimal = case(
         "v3/data/examples/v3minimal.yml",
@@ -333,7 +337,7 @@ pub fn service_account_cases() -> Vec<Case> {
     ]
 }
 
-/// §5 case 1, the only one upstream effectively asserts.
+/// The first case of test_bootstrap_e2e.py, the only one upstream effectively asserts.
 pub fn bootstrap_case() -> Case {
     let mut c = case(
         "v2/data/examples/v2bootstrap.yml",
@@ -352,12 +356,13 @@ pub struct Deploy {
     pub image: &'static str,
     /// Deployment id.
     pub deployment_id: &'static str,
-    /// Strongbox groups set in the config before deploying (§4.1 #10, second deploy).
+    /// Strongbox groups set in the config before deploying (the strongbox case's second deploy
+    /// in test_e2e.py).
     pub strongbox_groups: Option<Vec<&'static str>>,
 }
 
 impl Deploy {
-    /// The first deploy of §4.
+    /// The first deploy of a test_e2e.py case.
     pub fn first() -> Self {
         Deploy {
             image: "finntech/application-name:123",
@@ -366,7 +371,7 @@ impl Deploy {
         }
     }
 
-    /// The second deploy of §4.1.
+    /// The second deploy of a `custom_resource_definition` case.
     pub fn second(case: &Case) -> Self {
         Deploy {
             image: "finntech/application-name:321",
@@ -375,7 +380,7 @@ impl Deploy {
         }
     }
 
-    /// The bootstrap deploy of §5.
+    /// The bootstrap deploy of test_bootstrap_e2e.py.
     pub fn bootstrap() -> Self {
         Deploy {
             image: "nginx:1.13.9-alpine",
@@ -413,8 +418,8 @@ pub fn flags(cluster: Cluster, networking_v1: bool) -> Vec<&'static str> {
     args
 }
 
-/// The expected file with the §6.1 placeholders filled in.
-/// The expected file with the §6.1 placeholders filled in; `uid` is the Application's.
+/// The expected file with its placeholders filled in (as `_construct_expected` in test_e2e.py);
+/// `uid` is the Application's.
 pub fn expected_object(
     file: &str,
     cluster: Cluster,

@@ -55,7 +55,7 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
     }
 }
 
-/// Bring an object into the form the fixture catalog (§6) compares, so the objects fiaas
+/// Bring an object into the form upstream's e2e tests compare (upstream `tests/fiaas_deploy_daemon/utils.py`, `assert_k8s_resource_matches`), so the objects fiaas
 /// renders (request bodies) and the upstream's expected files (server answers read through the
 /// upstream's client models) can be compared with `==`.
 ///
@@ -222,7 +222,7 @@ pub fn first_difference(expected: &Value, actual: &Value, path: &str) -> Option<
 
 /// The first place `expected` is not contained in `actual` (maps: every expected key present
 /// and matching; lists: same length, element by element; scalars: equal). For live objects,
-/// whose server-defaulted fields the upstream harness projected away (catalog §6.3).
+/// whose server-defaulted fields the upstream harness projected away (upstream `tests/fiaas_deploy_daemon/utils.py`).
 pub fn subset_difference(expected: &Value, actual: &Value, path: &str) -> Option<String> {
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => e.iter().find_map(|(k, x)| {
@@ -360,7 +360,7 @@ mod tests {
     }
 
     #[test]
-    fn normalisation_equates_what_the_catalog_equates() {
+    fn normalisation_equates_what_upstream_equates() {
         let sent = json!({"kind": "X", "metadata": {"annotations": {}}, "spec": {"ports": [{"targetPort": 8080, "nodePort": 1}],
             "volumes": [{"name": "a", "configMap": {"name": "a"}}], "mounts": [{"readOnly": false, "name": "tmp"}]}});
         let answered = json!({"spec": {"ports": [{"targetPort": "8080"}],

@@ -44,7 +44,7 @@ const REJECTED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Where upstream's loader finds the input of a transformation fixture (fixture catalog §1).
+/// Where upstream's loader finds the input of a transformation fixture (upstream `tests/fiaas_deploy_daemon/conftest.py`).
 fn v2_input_of(name: &str) -> String {
     if name == "v2minimal" {
         "specs/data/v2minimal.yml".to_owned()

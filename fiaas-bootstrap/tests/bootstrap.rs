@@ -1,5 +1,5 @@
-//! The real `fiaas-deploy-daemon-bootstrap` against the real test cluster: the fixture catalog's
-//! bootstrap cases (§5), a failed rollout, the overall timeout, an invalid app, and `--app` (with
+//! The real `fiaas-deploy-daemon-bootstrap` against the real test cluster: upstream's
+//! bootstrap cases (upstream `tests/fiaas_deploy_daemon/test_bootstrap_e2e.py`), a failed rollout, the overall timeout, an invalid app, and `--app` (with
 //! the extension hook and the ApplicationStatus of the daemon's deployer).
 //! There is no kubelet: where apps must become ready, the test plays it by marking pods Ready,
 //! and the real controllers report the rollouts done.
@@ -67,7 +67,7 @@ fn stderr(output: &Output) -> String {
 }
 
 #[tokio::test]
-async fn the_catalog_bootstrap_cases_deploy_only_the_labelled_apps_of_the_namespace() {
+async fn the_upstream_bootstrap_cases_deploy_only_the_labelled_apps_of_the_namespace() {
     let Some(client) = test_cluster().await else {
         return;
     };

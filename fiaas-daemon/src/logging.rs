@@ -1,4 +1,4 @@
-//! The daemon's log output, shaped like upstream's `logsetup.py`/`log_extras.py` (inventory e.8).
+//! The daemon's log output, shaped like upstream's `logsetup.py`/`log_extras.py`.
 //!
 //! Every log record becomes one entry on stdout, nothing else is printed there: a plain line
 //! `[<asctime>|<LEVEL>] <message> [<logger>|<thread>]` or, with `--log-format json`, one JSON object

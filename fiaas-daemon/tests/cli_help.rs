@@ -1,4 +1,4 @@
-//! `fiaas-deploy-daemon --help` lists every flag of the upstream daemon (inventory §a.2).
+//! `fiaas-deploy-daemon --help` lists every flag of the upstream daemon (upstream `fiaas_deploy_daemon/config.py`).
 
 use std::process::Command;
 

@@ -1,5 +1,5 @@
 //! The real `fiaas-deploy-daemon` binary against the real test cluster: Applications of the
-//! fixture catalog's e2e cases are created, their objects and statuses checked; the test plays
+//! upstream's e2e cases (upstream `tests/fiaas_deploy_daemon/test_e2e.py`) are created, their objects and statuses checked; the test plays
 //! the kubelet (it marks pods Ready) so the real controllers report the rollouts done.
 
 use std::process::{Child, Command, Stdio};
