@@ -1,6 +1,7 @@
 //! Golden tests: every e2e and bootstrap case of upstream
-//! `tests/fiaas_deploy_daemon/test_e2e.py` and `test_bootstrap_e2e.py`. For each case the objects `fiaas_transform::render` produces are compared, after upstream's
-//! normalisation (`fiaas_tests::normalise_object`), with the upstream's expected files; kinds
+//! `tests/fiaas_deploy_daemon/test_e2e.py` and `test_bootstrap_e2e.py`. For each case the
+//! objects `fiaas_transform::render` produces are compared, after upstream's normalisation
+//! (`fiaas_tests::normalise_object`), with the upstream's expected files; kinds
 //! the upstream asserts absent must not be rendered.
 
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts};
