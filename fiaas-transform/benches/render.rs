@@ -180,8 +180,28 @@ fn report_per_app(apps: &Apps) {
     );
 }
 
+/// `FIAAS_RENDER_ROUNDS=N`: render every app N times after one warm-up round, print nothing
+/// more and exit, for an instruction count under `valgrind --tool=callgrind` (see
+/// `fiaas-transform/benches/instructions`): the difference between two round counts is the
+/// cost of the rounds alone, the same on every machine.
+fn rounds_only(apps: &Apps) {
+    let Some(rounds) = std::env::var("FIAAS_RENDER_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+    else {
+        return;
+    };
+    apps.deploy_all();
+    for _ in 0..rounds {
+        apps.deploy_all();
+    }
+    println!("{} apps × {rounds} rounds", apps.len());
+    std::process::exit(0);
+}
+
 fn render_examples(c: &mut Criterion) {
     let apps = Apps::load();
+    rounds_only(&apps);
     // Criterion runs each benchmark once when the binary is run as a test (`cargo test
     // --all-targets`), without `--bench`; the extra timed loop is skipped there too.
     let args: Vec<String> = std::env::args().collect();
