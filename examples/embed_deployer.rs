@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use fiaas_config::ClusterConfig;
 use fiaas_daemon::application::{ApplicationView, RawApplication};
-use fiaas_daemon::deployer::{Cancel, DeployArgs, Deployer};
+use fiaas_daemon::deployer::{Cancel, Deployer};
 use fiaas_daemon::scheduler::Finished;
 use fiaas_k8s::{Applier, RolloutTracker};
-use fiaas_transform::ClusterConfig;
 use kube::Api;
 use tokio::sync::watch;
 
@@ -35,12 +35,9 @@ async fn main() -> anyhow::Result<()> {
     let (tracker, tracking) = RolloutTracker::new(client.clone(), Some(&namespace));
     tokio::spawn(tracking);
     let applier = Applier::new(client.clone()).await?;
-    // The daemon's deployer, extension hook included; the defaults of its own flags.
-    let args = DeployArgs {
-        max_concurrent_deploys: 1,
-        status_retention: fiaas_k8s::status::STATUSES_KEPT as u32,
-    };
-    let deployer = Deployer::new(client, Arc::new(config), applier, tracker, &args)?;
+    // The daemon's deployer, extension hook included; `--max-concurrent-deploys` and
+    // `--status-retention` at their defaults (this tool's command line does not take them).
+    let deployer = Deployer::new(client, Arc::new(config), applier, tracker)?;
     // Nothing cancels a one-off deploy; the sender just has to outlive it.
     let (_never, cancel) = watch::channel(Cancel::No);
     match deployer.run_until_done(&view, cancel).await {

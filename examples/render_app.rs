@@ -3,8 +3,9 @@
 //! `cargo run -p fiaas-examples --example render_app -- [FIAAS_YML]`
 //! (default: `examples/apps/full-v3/fiaas.yml`).
 
+use fiaas_config::ClusterConfig;
 use fiaas_spec::AppFacts;
-use fiaas_transform::{ClusterConfig, RenderOptions};
+use fiaas_transform::RenderOptions;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args().nth(1).unwrap_or_else(|| {
@@ -37,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ],
         None,
     )?;
-    let manifests = fiaas_transform::render(&app, &config, &RenderOptions::default())?;
+    let manifests = fiaas_transform::render(&app, &config.transform, &RenderOptions::default())?;
 
     for object in &manifests.objects {
         print!("---\n{}", fiaas_spec::to_yaml(&object.to_json()));

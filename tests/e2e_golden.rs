@@ -4,18 +4,20 @@
 //! (`fiaas_tests::normalise_object`), with the upstream's expected files; kinds
 //! the upstream asserts absent must not be rendered.
 
+use fiaas_config::ClusterConfig;
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts};
 use fiaas_tests::e2e::{
     Case, Cluster, Deploy, UID, bootstrap_case, expected_object, flags, input_document, kind_of,
     main_cases, service_account_cases,
 };
 use fiaas_tests::{first_difference, normalise_object};
-use fiaas_transform::{ClusterConfig, RenderOptions};
+use fiaas_transform::RenderOptions;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn run(case: &Case, cluster: Cluster, networking_v1: bool, deploy: &Deploy) -> Result<(), Failed> {
-    let config =
-        ClusterConfig::from_args(flags(cluster, networking_v1), None).map_err(|e| e.to_string())?;
+    let config = ClusterConfig::from_args(flags(cluster, networking_v1), None)
+        .map_err(|e| e.to_string())?
+        .transform;
     let document = input_document(case, deploy);
     let facts = AppFacts {
         name: case.name.into(),

@@ -2,8 +2,9 @@
 //! their fields under the manager `python-requests`, operation Update
 //! (`fixtures/upstream_crds/managed-fields.yaml`). Used by the cut-over tests.
 
+use fiaas_config::ClusterConfig;
 use fiaas_spec::AppFacts;
-use fiaas_transform::{ClusterConfig, Kind, RenderOptions};
+use fiaas_transform::{Kind, RenderOptions};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
@@ -24,7 +25,8 @@ pub async fn create_as_python_daemon(
     let app = fiaas_spec::from_document(config, facts).expect("a valid fiaas.yml");
     let cluster =
         ClusterConfig::from_args(std::iter::once("fiaas").chain(flags.iter().copied()), None)
-            .expect("valid cluster flags");
+            .expect("valid cluster flags")
+            .transform;
     let rendered =
         fiaas_transform::render(&app, &cluster, &RenderOptions::default()).expect("a rendered app");
     let python = PostParams {

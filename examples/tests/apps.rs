@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use fiaas_config::ClusterConfig;
 use fiaas_spec::AppFacts;
-use fiaas_transform::{ClusterConfig, Kind, RenderOptions};
+use fiaas_transform::{Kind, RenderOptions};
 use serde_json::Value;
 
 fn app_dirs() -> Vec<PathBuf> {
@@ -84,7 +85,7 @@ fn every_example_app_is_valid_consistent_and_renders() {
 
         let app =
             fiaas_spec::from_document(&document, &facts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let manifests = fiaas_transform::render(&app, &config, &RenderOptions::default())
+        let manifests = fiaas_transform::render(&app, &config.transform, &RenderOptions::default())
             .unwrap_or_else(|e| panic!("{name} does not render: {e}"));
         let deployment = manifests
             .objects

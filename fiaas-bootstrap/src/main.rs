@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use fiaas_config::{ClusterConfig, DeployerArgs, Scope};
 use fiaas_daemon::application::{ApplicationView, RawApplication};
-use fiaas_daemon::deployer::{Cancel, DeployArgs, Deployer};
+use fiaas_daemon::deployer::{Cancel, Deployer};
 use fiaas_daemon::scheduler::Finished;
 use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_k8s::{Applier, DeployResult, RolloutTracker};
-use fiaas_transform::ClusterConfig;
-use fiaas_transform::config::ClusterArgs;
 use kube::api::{Api, ListParams};
 use tokio::sync::watch;
 
@@ -30,10 +29,10 @@ use tokio::sync::watch;
     about = "Deploy the bootstrap Applications once and wait for them"
 )]
 struct Cli {
+    /// The cluster flags and how deploys run (`--max-concurrent-deploys`, `--status-retention`),
+    /// read into the `ClusterConfig`.
     #[command(flatten)]
-    cluster: ClusterArgs,
-    #[command(flatten)]
-    deploys: DeployArgs,
+    flags: DeployerArgs,
     /// Deploy this fiaas.yml instead of the bootstrap Applications (needs --name and --image).
     #[arg(long, value_name = "FIAAS_YML")]
     app: Option<PathBuf>,
@@ -52,10 +51,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let (cli, config, runtime) = match startup::begin::<Cli>("fiaas-deploy-daemon-bootstrap") {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+    let (cli, config, runtime) =
+        match startup::begin::<Cli>("fiaas-deploy-daemon-bootstrap", Scope::Deployer) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
     match runtime.block_on(run(config, cli)) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -84,14 +84,8 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<bool> {
             Some(file) => from_file(&cli, file, &namespace, &states)?,
             None => bootstrap_applications(&config, &client, &namespace, &states).await?,
         };
-        let deployer = Deployer::new(
-            client.clone(),
-            Arc::new(config.clone()),
-            applier,
-            tracker,
-            &cli.deploys,
-        )
-        .context("extension hook")?;
+        let deployer = Deployer::new(client.clone(), Arc::new(config.clone()), applier, tracker)
+            .context("extension hook")?;
         deploy_all(&deployer, views, &states).await;
         anyhow::Ok(())
     };

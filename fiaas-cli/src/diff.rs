@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use fiaas_config::{ClusterArgs, ClusterConfig};
 use fiaas_daemon::hook::ExtensionHook;
 use fiaas_k8s::{Applier, ClusterFacts, DeployOptions, ObjectHook, PlannedObject};
-use fiaas_transform::ClusterConfig;
-use fiaas_transform::config::ClusterArgs;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::Value;
@@ -130,7 +129,7 @@ async fn plan(args: &DiffArgs, config: &ClusterConfig) -> anyhow::Result<Vec<Pla
     let report = applier
         .plan(
             &app,
-            config,
+            &config.transform,
             DeployOptions {
                 facts: &ClusterFacts::default(),
                 hook: hook.as_ref().map(|h| h as &dyn ObjectHook),
@@ -276,7 +275,8 @@ mod tests {
             .try_get_matches_from(std::iter::once("fiaas").chain(args.iter().copied()))
             .unwrap();
         let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
-        let config = ClusterConfig::from_matches(&matches, None).unwrap();
+        let config =
+            ClusterConfig::from_matches(&matches, fiaas_config::Scope::Cluster, None).unwrap();
         connection(&cli.diff, &config)
     }
 

@@ -8,9 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use fiaas_config::{ClusterArgs, ClusterConfig, Scope};
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts};
-use fiaas_transform::config::ClusterArgs;
-use fiaas_transform::{ClusterConfig, RenderOptions};
+use fiaas_transform::RenderOptions;
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -264,7 +264,7 @@ fn render(args: &RenderArgs, config: &ClusterConfig) -> anyhow::Result<()> {
     let options = RenderOptions {
         besteffort_qos: args.besteffort_qos,
     };
-    let manifests = fiaas_transform::render(&app, config, &options)?;
+    let manifests = fiaas_transform::render(&app, &config.transform, &options)?;
     let items: Vec<Value> = manifests.objects.iter().map(|o| o.to_json()).collect();
     let text = match args.output {
         Output::Json => {
@@ -289,7 +289,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Render(args) => {
             let render_matches = matches.subcommand_matches("render").unwrap_or(&matches);
-            match ClusterConfig::from_matches(render_matches, None) {
+            match ClusterConfig::from_matches(render_matches, Scope::Cluster, None) {
                 Ok(config) => render(&args, &config),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -299,7 +299,7 @@ fn main() -> ExitCode {
         }
         Command::Diff(args) => {
             let diff_matches = matches.subcommand_matches("diff").unwrap_or(&matches);
-            return match ClusterConfig::from_matches(diff_matches, None) {
+            return match ClusterConfig::from_matches(diff_matches, Scope::Cluster, None) {
                 Ok(config) => diff::run(&args, &config),
                 Err(e) => {
                     eprintln!("error: {e}");

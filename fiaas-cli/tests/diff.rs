@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use fiaas_config::ClusterConfig;
 use fiaas_k8s::{Applier, ClusterFacts, DeployOptions};
 use fiaas_spec::AppFacts;
 use fiaas_tests::{applications, drop_namespace, test_cluster, test_namespace};
-use fiaas_transform::ClusterConfig;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::RoleBinding;
@@ -41,7 +41,8 @@ async fn deploy(client: &kube::Client, ns: &str, name: &str, id: &str, config: &
     let app = fiaas_spec::from_document(config, &facts).expect("a valid spec");
     let cluster =
         ClusterConfig::from_args(std::iter::once("fiaas").chain(FLAGS.iter().copied()), None)
-            .expect("valid flags");
+            .expect("valid flags")
+            .transform;
     Applier::new(client.clone())
         .await
         .expect("an applier")

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use fiaas_config::ClusterConfig;
 use fiaas_k8s::{
     Applier, ClusterFacts, DeployOptions, DeployResult, ObjectHook, QuotaWatch, RolloutOutcome,
     RolloutTracker, StatusSubject, StatusWriter, rollout_timeout,
 };
 use fiaas_spec::AppSpec;
-use fiaas_transform::{ClusterConfig, Level};
+use fiaas_transform::Level;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
 use tokio::sync::{Semaphore, watch};
@@ -37,17 +38,6 @@ pub enum Cancel {
 /// How often a failing apply is tried before the deploy is FAILED.
 const APPLY_ATTEMPTS: u32 = 5;
 
-/// The flags that shape how deploys run, the same for the daemon and the bootstrapper.
-#[derive(Clone, Debug, clap::Args)]
-pub struct DeployArgs {
-    /// How many deploys may talk to the API server at once.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_concurrent_deploys: u32,
-    /// How many ApplicationStatus objects to keep per app (the newest).
-    #[arg(long, default_value_t = fiaas_k8s::status::STATUSES_KEPT as u32, value_parser = clap::value_parser!(u32).range(1..))]
-    pub status_retention: u32,
-}
-
 /// Everything a deploy needs; shared by all deploys. Built with [`Deployer::new`] and the
 /// `with_*` methods.
 pub struct Deployer {
@@ -72,22 +62,23 @@ pub struct Deployer {
 
 impl Deployer {
     /// A deployer as the daemon and the bootstrapper run it: ApplicationStatus objects (and
-    /// the inline status, with `--include-status-in-app`) written and retained as `args` says,
-    /// the extension hook of `--extension-hook-url` (through `--proxy`), and at most
-    /// `args.max_concurrent_deploys` deploys talking to the API server at once. The rollout
-    /// tracker must be running. Errors: the extension hook cannot be set up.
+    /// the inline status, with `--include-status-in-app`) written and retained as
+    /// `config.deploys` says (`--status-retention`), the extension hook of
+    /// `--extension-hook-url` (through `--proxy`), and at most `--max-concurrent-deploys`
+    /// deploys talking to the API server at once. The rollout tracker must be running. Errors:
+    /// the extension hook cannot be set up.
     pub fn new(
         client: kube::Client,
         config: Arc<ClusterConfig>,
         applier: Applier,
         tracker: RolloutTracker,
-        args: &DeployArgs,
     ) -> Result<Deployer, HookError> {
+        let deploys = &config.deploys;
         Ok(Deployer {
             statuses: StatusWriter::new(client, config.include_status_in_app)
-                .retaining(args.status_retention as usize),
+                .retaining(deploys.status_retention as usize),
             hook: ExtensionHook::from_config(&config)?,
-            permits: Arc::new(Semaphore::new(args.max_concurrent_deploys as usize)),
+            permits: Arc::new(Semaphore::new(deploys.max_concurrent_deploys as usize)),
             config,
             applier,
             tracker,
@@ -444,7 +435,7 @@ impl Deployer {
         metrics::yml_version_seen(&fiaas_spec::version_label(&config), &view.app);
         let app = fiaas_spec::from_document(&config, &facts)
             .map_err(|error| DeployError::InvalidSpec(error.to_string()))?;
-        if app.datadog.enabled && self.config.datadog_container_image.is_none() {
+        if app.datadog.enabled && self.config.transform.datadog_container_image.is_none() {
             return Err(DeployError::MissingDatadogImage);
         }
         Ok(app)
@@ -469,7 +460,11 @@ impl Deployer {
             loop {
                 attempt += 1;
                 let started = Instant::now();
-                match self.applier.deploy(app, &self.config, options).await {
+                match self
+                    .applier
+                    .deploy(app, &self.config.transform, options)
+                    .await
+                {
                     Ok(report) => {
                         metrics::time_to_deploy(started.elapsed().as_secs_f64());
                         for (level, note) in &report.notes.0 {

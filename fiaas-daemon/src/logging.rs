@@ -15,7 +15,7 @@
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
 
-use fiaas_transform::config::LogFormat;
+use fiaas_config::LogFormat;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::Offset;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use fiaas_config::{ClusterConfig, DaemonArgs, Scope};
 use fiaas_daemon::controller::{Controller, Stop};
-use fiaas_daemon::deployer::{DeployArgs, Deployer};
+use fiaas_daemon::deployer::Deployer;
 use fiaas_daemon::health::{Health, Heartbeat};
 use fiaas_daemon::leader::{self, LeaderElector};
 use fiaas_daemon::metrics;
@@ -18,12 +19,12 @@ use fiaas_daemon::startup::{self, NAMESPACE_FILE};
 use fiaas_daemon::usage::{UsageReporter, UsageSettings};
 use fiaas_daemon::web::{self, WebState};
 use fiaas_k8s::{Applier, QuotaWatch, RolloutTracker};
-use fiaas_transform::ClusterConfig;
-use fiaas_transform::config::ClusterArgs;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::watch;
 
-/// The daemon's own flags, next to the upstream's.
+/// Every flag, the daemon's own (`--max-concurrent-deploys`, `--leader-election`, `--shards`, ...)
+/// among them, as defined in fiaas-config; the values are read into `ClusterConfig::deploys` and
+/// `ClusterConfig::daemon`.
 #[derive(Parser)]
 #[command(
     name = "fiaas-deploy-daemon",
@@ -32,34 +33,16 @@ use tokio::sync::watch;
 )]
 struct Cli {
     #[command(flatten)]
-    cluster: ClusterArgs,
-    #[command(flatten)]
-    deploys: DeployArgs,
-    /// Seconds to let in-flight applies finish after SIGTERM.
-    #[arg(long, default_value_t = 20)]
-    shutdown_grace_seconds: u64,
-    /// Deploy only while holding a Lease in the daemon's namespace, so several replicas can run
-    /// with one active. A replica that loses the lease stops deploying and exits non-zero, to
-    /// wait for the lease again after its restart.
-    #[arg(long)]
-    leader_election: bool,
-    /// The name of that Lease; with `--shards`, the prefix of the shard and membership Leases.
-    #[arg(long, default_value = "fiaas-deploy-daemon")]
-    leader_election_lease_name: String,
-    /// Split the Applications into this many shards (by namespace and `spec.application`), each
-    /// deployed by the replica holding its Lease (`<lease name>-shard-<i>`); each replica holds
-    /// at most its share. 1: one replica deploys everything (then `--leader-election` decides
-    /// which).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    shards: u32,
+    flags: DaemonArgs,
 }
 
 fn main() -> ExitCode {
-    let (cli, config, runtime) = match startup::begin::<Cli>("fiaas-deploy-daemon") {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
-    match runtime.block_on(run(config, cli)) {
+    let (Cli { flags: DaemonArgs }, config, runtime) =
+        match startup::begin::<Cli>("fiaas-deploy-daemon", Scope::Daemon) {
+            Ok(started) => started,
+            Err(code) => return code,
+        };
+    match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("General failure! {e:#}");
@@ -68,11 +51,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
+async fn run(config: ClusterConfig) -> anyhow::Result<()> {
     startup::warn_if_env_variable_config();
     tracing::info!("fiaas-deploy-daemon starting with configuration {config:?}");
     let namespace = startup::namespace(Path::new(NAMESPACE_FILE), std::env::var("NAMESPACE").ok())?;
-    let handle = metrics::install(&config.version).context("installing the metrics recorder")?;
+    let handle =
+        metrics::install(&config.transform.version).context("installing the metrics recorder")?;
     // Upstream builds a default AppSpec at start-up through its counted factory.
     metrics::yml_version_seen("3", "None");
     let health = Health::default();
@@ -107,16 +91,17 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         let kube_config = startup::kube_config(&config, &namespace).await?;
         let client =
             kube::Client::try_from(kube_config).context("creating the Kubernetes client")?;
-        let sharded = cli.shards > 1;
-        if sharded && cli.leader_election {
+        let daemon = config.daemon.clone();
+        let sharded = daemon.shards > 1;
+        if sharded && daemon.leader_election {
             tracing::info!("With --shards, each shard's Lease replaces the leader election");
         }
         // Standby replicas wait here, before touching CRDs or watching anything.
-        let lease = if cli.leader_election && !sharded {
+        let lease = if daemon.leader_election && !sharded {
             let elector = LeaderElector::new(
                 client.clone(),
                 &namespace,
-                &cli.leader_election_lease_name,
+                &daemon.leader_election_lease_name,
                 leader::default_identity(),
             );
             let mut stopping = shutdown_rx.clone();
@@ -173,9 +158,9 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             let (leases, shards) = ShardLeases::new(
                 client.clone(),
                 &namespace,
-                &cli.leader_election_lease_name,
+                &daemon.leader_election_lease_name,
                 leader::default_identity(),
-                cli.shards,
+                daemon.shards,
             );
             let (release, released) = watch::channel(false);
             let heartbeat = health.register("ShardLeases", Duration::from_secs(30));
@@ -188,7 +173,7 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
             (None, None) => None,
         };
         let config = Arc::new(config);
-        let deployer = Deployer::new(client.clone(), config, applier, tracker, &cli.deploys)
+        let deployer = Deployer::new(client.clone(), config, applier, tracker)
             .context("extension hook")?
             .with_quotas(quotas)
             .with_events(events)
@@ -218,7 +203,7 @@ async fn run(config: ClusterConfig, cli: Cli) -> anyhow::Result<()> {
         });
         let running = controller.run(
             controller_stop,
-            Duration::from_secs(cli.shutdown_grace_seconds),
+            Duration::from_secs(daemon.shutdown_grace_seconds),
         );
         match lease {
             None => {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use fiaas_transform::ClusterConfig;
+use fiaas_config::{ClusterConfig, ConfigError, DEFAULT_CONFIG_FILE, Scope};
 use secrecy::SecretString;
 
 /// Where the pod's service account namespace is mounted.
@@ -56,15 +56,17 @@ const LEGACY_ENV: &[&str] = &[
 ];
 
 /// What the binaries share before their own work: parse the command line `C` (which flattens
-/// the cluster flags) with the upstream precedence of config files, set up logging and start
-/// the runtime. On failure, the message is printed and the exit code returned.
+/// the flags of `scope`: `fiaas_config::DeployerArgs` in the bootstrapper, `DaemonArgs` in the
+/// daemon) with the upstream precedence of config files, set up logging and start the runtime. On failure, the
+/// message is printed and the exit code returned.
 pub fn begin<C: clap::Parser>(
     program: &str,
+    scope: Scope,
 ) -> Result<(C, ClusterConfig, tokio::runtime::Runtime), std::process::ExitCode> {
-    use fiaas_transform::config::{ConfigError, DEFAULT_CONFIG_FILE};
     let matches = C::command().get_matches();
     let cli = C::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    let config = match ClusterConfig::from_matches(&matches, Some(Path::new(DEFAULT_CONFIG_FILE))) {
+    let default_file = Some(Path::new(DEFAULT_CONFIG_FILE));
+    let config = match ClusterConfig::from_matches(&matches, scope, default_file) {
         Ok(config) => config.with_env_identity(),
         Err(ConfigError::CommandLine(e)) => e.exit(),
         Err(e) => {
@@ -74,7 +76,7 @@ pub fn begin<C: clap::Parser>(
             ));
         }
     };
-    if let Err(e) = crate::logging::init(config.log_format, config.debug) {
+    if let Err(e) = crate::logging::init(config.transform.log_format, config.debug) {
         eprintln!("{program}: cannot set up logging: {e}");
         return Err(std::process::ExitCode::FAILURE);
     }
@@ -220,6 +222,15 @@ mod tests {
             "an empty file is an error, as upstream"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_status_retention_default_is_the_status_writers() {
+        // fiaas-config cannot name fiaas-k8s' constant (fiaas-k8s depends on it).
+        assert_eq!(
+            ClusterConfig::default().deploys.status_retention as usize,
+            fiaas_k8s::status::STATUSES_KEPT
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use fiaas_spec::AppSpec;
-use fiaas_transform::{ClusterConfig, Kind, KubeObject, Manifests, Notes, RenderOptions};
+use fiaas_transform::{Kind, KubeObject, Manifests, Notes, RenderOptions, TransformSettings};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServiceAccount};
@@ -186,7 +186,7 @@ impl Applier {
     pub async fn deploy(
         &self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         options: DeployOptions<'_>,
     ) -> Result<DeployReport, K8sError> {
         let facts = options.facts;
@@ -208,7 +208,7 @@ impl Applier {
     async fn apply_all(
         &self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         options: DeployOptions<'_>,
         manifests: &Manifests,
         report: &mut DeployReport,
@@ -442,7 +442,7 @@ impl Applier {
     async fn apply_role_bindings(
         &self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         desired: &[RoleBinding],
         report: &mut DeployReport,
     ) -> Result<(), K8sError> {
@@ -543,7 +543,7 @@ impl Applier {
     async fn prune(
         &self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         manifests: &Manifests,
         report: &mut DeployReport,
     ) -> Result<(), K8sError> {

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use fiaas_config::ClusterConfig;
 use fiaas_k8s::{
     Application, ApplicationStatus, Applier, ClusterFacts, DeployOptions, DeployResult,
     RolloutOutcome, RolloutTracker, StatusSubject, StatusWriter, crds_yaml, ensure_crds,
@@ -20,7 +21,7 @@ use fiaas_tests::{
     drop_namespace, keep_pods_ready, normalise_object, read_fixture, subset_difference,
     test_cluster, test_namespace,
 };
-use fiaas_transform::{ClusterConfig, Kind};
+use fiaas_transform::Kind;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServiceAccount};
@@ -105,7 +106,9 @@ async fn deploy_case(
     cluster: Cluster,
     deploy: &Deploy,
 ) -> Vec<String> {
-    let config = ClusterConfig::from_args(flags(cluster, true), None).unwrap();
+    let config = ClusterConfig::from_args(flags(cluster, true), None)
+        .unwrap()
+        .transform;
     let document = input_document(case, deploy);
     let facts = application(
         client,
@@ -238,7 +241,7 @@ async fn deploy_doc(
         "svc.test.example.com",
     ];
     argv.extend(args);
-    let config = ClusterConfig::from_args(argv, None).unwrap();
+    let config = ClusterConfig::from_args(argv, None).unwrap().transform;
     applier
         .deploy(
             &app,
@@ -482,7 +485,8 @@ async fn repeated_env_names_deploy_with_the_last_entry_as_the_kubelet_would_use(
         ],
         None,
     )
-    .unwrap();
+    .unwrap()
+    .transform;
     let rendered =
         fiaas_transform::render(&app, &config, &fiaas_transform::RenderOptions::default()).unwrap();
     let deployment = live(&client, &ns, Kind::Deployment, "dup").await.unwrap();

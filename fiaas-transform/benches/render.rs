@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fiaas_config::ClusterConfig;
 use fiaas_spec::AppFacts;
-use fiaas_transform::{ClusterConfig, Manifests, RenderOptions};
+use fiaas_transform::{Manifests, RenderOptions, TransformSettings};
 
 /// The system allocator, counting what is asked of it so the bench can report allocations.
 struct Counting;
@@ -62,7 +63,7 @@ static ALLOCATOR: Counting = Counting;
 struct Apps {
     texts: Vec<String>,
     facts: AppFacts,
-    config: ClusterConfig,
+    config: TransformSettings,
 }
 
 impl Apps {
@@ -84,7 +85,8 @@ impl Apps {
             ],
             None,
         )
-        .expect("the bench's cluster flags parse");
+        .expect("the bench's cluster flags parse")
+        .transform;
         let facts = AppFacts {
             name: "bench-app".into(),
             namespace: "default".into(),

@@ -21,9 +21,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::config::{ClusterConfig, IntOrStr};
 use crate::meta::{merged, non_empty, object_meta};
 use crate::{Notes, TransformError};
+use fiaas_config::{IntOrStr, TransformSettings};
 
 /// Grace period every pod gets before `--pre-stop-delay` is added.
 const MINIMUM_GRACE_PERIOD: i64 = 30;
@@ -40,7 +40,7 @@ const CONFIG_MOUNT_PATH: &str = "/var/run/config/fiaas/";
 /// has set is the applier's job.
 pub(crate) fn deployment(
     app: &AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     fiaas_labels: &BTreeMap<String, String>,
     besteffort_qos: bool,
     notes: &mut Notes,
@@ -201,7 +201,7 @@ struct Pod {
 }
 
 impl Pod {
-    fn new(app: &AppSpec, config: &ClusterConfig) -> Result<Pod, TransformError> {
+    fn new(app: &AppSpec, config: &TransformSettings) -> Result<Pod, TransformError> {
         let grace_period = MINIMUM_GRACE_PERIOD + config.pre_stop_delay.max(0);
         let main = Container {
             name: app.name.clone(),
@@ -285,7 +285,7 @@ impl Pod {
         &mut self.spec.containers[0]
     }
 
-    fn add_datadog(&mut self, app: &AppSpec, config: &ClusterConfig, besteffort_qos: bool) {
+    fn add_datadog(&mut self, app: &AppSpec, config: &TransformSettings, besteffort_qos: bool) {
         let image = config.datadog_container_image.clone().unwrap_or_default();
         let main_env = self.main().env.get_or_insert_with(Vec::new);
         main_env.push(env("STATSD_HOST", "localhost"));
@@ -385,7 +385,7 @@ impl Pod {
             .insert("prometheus.io/path".to_owned(), app.prometheus.path.clone());
     }
 
-    fn add_secrets(&mut self, app: &AppSpec, config: &ClusterConfig, notes: &mut Notes) {
+    fn add_secrets(&mut self, app: &AppSpec, config: &TransformSettings, notes: &mut Notes) {
         let specs: Vec<SecretsSpec> = if !app.secrets.is_empty() {
             app.secrets.clone()
         } else if config.secret_init_container_image("strongbox").is_some() && app.strongbox.enabled
@@ -475,7 +475,7 @@ impl Pod {
     fn add_init_container_secret(
         &mut self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         image: &str,
         spec: SecretsSpec,
         notes: &mut Notes,
@@ -627,7 +627,7 @@ fn probe(check: &CheckSpec, kind: &str) -> Result<Probe, TransformError> {
 
 /// The main container's environment, in upstream's order: a name-sorted list of the static
 /// variables (legacy < global < fiaas-managed) followed by the downward-API ones, sorted stably.
-fn main_env(app: &AppSpec, config: &ClusterConfig) -> Vec<EnvVar> {
+fn main_env(app: &AppSpec, config: &TransformSettings) -> Vec<EnvVar> {
     // Kept in name order, a later value of a name replacing the earlier one.
     let mut values: BTreeMap<String, String> = BTreeMap::new();
     values.insert(

@@ -19,13 +19,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha1::{Digest, Sha1};
 
-use crate::config::{ClusterConfig, UseIngressTls};
 use crate::error::TransformError;
 use crate::meta;
 use crate::object::{
     KubeObject, LegacyHttpIngressPath, LegacyHttpIngressRuleValue, LegacyIngress,
     LegacyIngressBackend, LegacyIngressRule, LegacyIngressSpec, LegacyIngressTls,
 };
+use fiaas_config::{TransformSettings, UseIngressTls};
 
 /// Path of the fallback mapping; upstream reads it from its default fiaas.yml, where it is `/`.
 const DEFAULT_PATH: &str = "/";
@@ -50,7 +50,7 @@ const MAX_COMMON_NAME: usize = 63;
 /// when there is no suffix to use the mapping on.
 pub fn ingresses(
     app: &AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     fiaas_labels: &BTreeMap<String, String>,
 ) -> Result<Vec<KubeObject>, TransformError> {
     if !should_have_ingress(app, config) {
@@ -86,7 +86,7 @@ pub fn ingresses(
 ///
 /// Hosts on annotated items do not count as a way to generate a host: an app whose only hosts are
 /// annotated gets no Ingress when the cluster has no suffix (upstream behaves so).
-fn should_have_ingress(app: &AppSpec, config: &ClusterConfig) -> bool {
+fn should_have_ingress(app: &AppSpec, config: &TransformSettings) -> bool {
     (!config.ingress_suffixes.is_empty() || has_explicit_host(app))
         && !app.ingresses.is_empty()
         && app.ports.iter().any(|port| port.protocol == Protocol::Http)
@@ -141,7 +141,7 @@ struct HostItem<'a> {
 /// Explicit hosts (rewritten), then default hosts, then paired hosts.
 fn host_items<'a>(
     app: &'a AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     default_paths: &'a [IngressPathMappingSpec],
 ) -> Vec<HostItem<'a>> {
     let mut items: Vec<HostItem<'a>> = app
@@ -185,7 +185,7 @@ fn host_items<'a>(
 }
 
 /// `host` rewritten by the first matching `--host-rewrite-rule`.
-fn rewrite_host(config: &ClusterConfig, host: &str) -> String {
+fn rewrite_host(config: &TransformSettings, host: &str) -> String {
     config
         .host_rewrite_rules
         .iter()
@@ -212,7 +212,7 @@ struct Issuers<'a> {
 }
 
 impl<'a> Issuers<'a> {
-    fn new(app: &'a AppSpec, config: &'a ClusterConfig) -> Self {
+    fn new(app: &'a AppSpec, config: &'a TransformSettings) -> Self {
         let type_overrides = longest_suffix_first(&config.tls_certificate_issuer_type_overrides);
         let name_overrides = longest_suffix_first(&config.tls_certificate_issuer_overrides);
         let fallback_name = app
@@ -357,7 +357,7 @@ struct Tls {
 impl Tls {
     /// `None` unless TLS is wanted: the cluster allows it, the app did not opt out, and either
     /// the cluster defaults to it or the app opted in.
-    fn new(app: &AppSpec, config: &ClusterConfig) -> Option<Self> {
+    fn new(app: &AppSpec, config: &TransformSettings) -> Option<Self> {
         let wanted = match config.use_ingress_tls {
             UseIngressTls::Disabled => false,
             UseIngressTls::DefaultOn => app.ingress_tls.enabled != Some(false),

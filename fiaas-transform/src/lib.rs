@@ -1,8 +1,9 @@
-//! AppSpec + cluster configuration → the Kubernetes objects of one deploy. Pure: no I/O.
+//! AppSpec + the cluster's [`TransformSettings`] → the Kubernetes objects of one deploy. Pure: no
+//! I/O.
 //!
 //! ```
 //! use fiaas_spec::{AppFacts, load};
-//! use fiaas_transform::{ClusterConfig, RenderOptions, render};
+//! use fiaas_transform::{TransformSettings, RenderOptions, render};
 //!
 //! let facts = AppFacts {
 //!     name: "hello".into(),
@@ -12,14 +13,12 @@
 //!     ..AppFacts::default()
 //! };
 //! let app = load("version: 3\n", &facts).unwrap();
-//! let deploy = render(&app, &ClusterConfig::default(), &RenderOptions::default()).unwrap();
+//! let deploy = render(&app, &TransformSettings::default(), &RenderOptions::default()).unwrap();
 //! let kinds: Vec<_> = deploy.objects.iter().map(|o| o.kind()).collect();
 //! assert_eq!(kinds.len(), 4); // Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget
 //! ```
 
 mod autoscaler;
-pub mod config;
-pub mod config_reference;
 mod deployment;
 mod error;
 pub mod ingress;
@@ -27,7 +26,6 @@ pub mod meta;
 mod notes;
 pub mod object;
 mod pod_disruption_budget;
-pub mod python_re;
 mod service;
 mod service_account;
 
@@ -36,8 +34,9 @@ use std::collections::BTreeSet;
 use fiaas_spec::AppSpec;
 
 pub use autoscaler::should_have_autoscaler;
-pub use config::ClusterConfig;
 pub use error::TransformError;
+/// The settings [`render`] reads, built by fiaas-config from the flags and config files.
+pub use fiaas_config::TransformSettings;
 pub use notes::{Level, Notes};
 pub use object::{Kind, KubeObject, LegacyIngress};
 
@@ -64,7 +63,7 @@ pub struct Manifests {
 /// Build the objects of one deploy.
 pub fn render(
     app: &AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     options: &RenderOptions,
 ) -> Result<Manifests, TransformError> {
     if app.version().is_none() {

@@ -7,14 +7,14 @@ use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::config::{ClusterConfig, IntOrStr};
 use crate::deployment::{int_or_string, selector};
 use crate::meta::{merged, object_meta};
+use fiaas_config::{IntOrStr, TransformSettings};
 
 /// The PDB of an app that always runs more than one replica; `None` otherwise.
 pub(crate) fn pod_disruption_budget(
     app: &AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     fiaas_labels: &BTreeMap<String, String>,
 ) -> Option<PodDisruptionBudget> {
     if app.autoscaler.min_replicas <= 1 || app.autoscaler.max_replicas <= 1 {

@@ -6,14 +6,14 @@ use fiaas_spec::{AppSpec, Protocol};
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::config::ClusterConfig;
 use crate::deployment::selector;
 use crate::meta::{merged, object_meta};
+use fiaas_config::TransformSettings;
 
 /// The Service of an app with ports; `None` when it has none (the applier deletes it).
 pub(crate) fn service(
     app: &AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     fiaas_labels: &BTreeMap<String, String>,
 ) -> Option<Service> {
     if app.ports.is_empty() {

@@ -6,8 +6,8 @@ use fiaas_spec::AppSpec;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 
-use crate::config::ClusterConfig;
 use crate::meta::{merged, non_empty, object_meta};
+use fiaas_config::TransformSettings;
 
 /// The app's ServiceAccount. `imagePullSecrets` are the namespace's `default` account's, which
 /// only the applier can read.
@@ -31,7 +31,7 @@ pub(crate) fn service_account(
 /// the same role instead.
 pub(crate) fn role_bindings(
     app: &AppSpec,
-    config: &ClusterConfig,
+    config: &TransformSettings,
     fiaas_labels: &BTreeMap<String, String>,
 ) -> Vec<RoleBinding> {
     let roles = config.list_of_roles.iter().map(|r| ("Role", r));

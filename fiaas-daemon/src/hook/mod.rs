@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use fiaas_transform::ClusterConfig;
+use fiaas_config::ClusterConfig;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};

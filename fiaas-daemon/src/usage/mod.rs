@@ -165,7 +165,7 @@ impl UsageSettings {
     /// whitespace ignored), an endpoint that is not an absolute http(s) URL (upstream would
     /// fail every send instead), or an invalid `--proxy`.
     pub fn from_config(
-        config: &fiaas_transform::ClusterConfig,
+        config: &fiaas_config::ClusterConfig,
     ) -> Result<Option<UsageSettings>, UsageError> {
         let key_path = config.secrets_directory.join(KEY_FILE);
         let raw_key = read_key_file(&key_path)?;
@@ -202,7 +202,7 @@ impl UsageSettings {
             cluster_name: config.usage_reporting_cluster_name.clone(),
             operator: config.usage_reporting_operator.clone(),
             team: config.usage_reporting_team.clone(),
-            environment: config.environment.clone(),
+            environment: config.transform.environment.clone(),
             proxy,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             backoff_base: DEFAULT_BACKOFF_BASE,

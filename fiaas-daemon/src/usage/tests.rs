@@ -254,15 +254,16 @@ fn config(
     dir: &SecretsDir,
     endpoint: Option<&str>,
     tenant: Option<&str>,
-) -> fiaas_transform::ClusterConfig {
-    fiaas_transform::ClusterConfig {
+) -> fiaas_config::ClusterConfig {
+    let mut config = fiaas_config::ClusterConfig {
         secrets_directory: dir.0.clone(),
         usage_reporting_endpoint: endpoint.map(str::to_owned),
         usage_reporting_tenant: tenant.map(str::to_owned),
         usage_reporting_cluster_name: Some("cluster".to_owned()),
-        environment: "pro".to_owned(),
         ..Default::default()
-    }
+    };
+    config.transform.environment = "pro".to_owned();
+    config
 }
 
 #[test]
@@ -316,7 +317,7 @@ fn startup_errors() {
     );
 
     let good = SecretsDir::new(Some(KEY_B64.as_bytes()));
-    let bad_proxy = fiaas_transform::ClusterConfig {
+    let bad_proxy = fiaas_config::ClusterConfig {
         proxy: Some("socks5://proxy:1080".to_owned()),
         ..config(&good, Some("https://devhose.example.com/"), Some("tenant"))
     };
@@ -535,7 +536,7 @@ async fn sends_through_the_proxy() {
     // The devhose stands in for the proxy: plain http is forwarded to it with the full URL.
     let proxy_address = proxy_url.split('/').nth(2).unwrap();
     let good = SecretsDir::new(Some(KEY_B64.as_bytes()));
-    let config = fiaas_transform::ClusterConfig {
+    let config = fiaas_config::ClusterConfig {
         proxy: Some(format!("http://u:p@{proxy_address}")),
         ..config(&good, Some("http://devhose.invalid/usage"), Some("tenant"))
     };

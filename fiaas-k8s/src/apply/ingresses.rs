@@ -4,7 +4,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use fiaas_spec::AppSpec;
-use fiaas_transform::{ClusterConfig, Kind, Manifests};
+use fiaas_transform::{Kind, Manifests, TransformSettings};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
@@ -34,7 +34,7 @@ impl Applier {
     pub(super) async fn prune_ingresses(
         &self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         manifests: &Manifests,
         report: &mut DeployReport,
     ) -> Result<(), K8sError> {

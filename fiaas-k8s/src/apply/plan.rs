@@ -1,7 +1,7 @@
 //! Planning a deploy: the applier's own requests with every write dry-run.
 
 use fiaas_spec::AppSpec;
-use fiaas_transform::ClusterConfig;
+use fiaas_transform::TransformSettings;
 use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::Value;
 
@@ -37,7 +37,7 @@ impl Applier {
     pub async fn plan(
         &self,
         app: &AppSpec,
-        config: &ClusterConfig,
+        config: &TransformSettings,
         options: DeployOptions<'_>,
     ) -> Result<DeployReport, K8sError> {
         let dry = Applier {

@@ -12,9 +12,9 @@ use pretty_assertions::assert_eq;
 use serde_json::{Value, json};
 
 use super::ingresses;
-use crate::config::ClusterConfig;
 use crate::error::TransformError;
 use crate::meta;
+use fiaas_config::TransformSettings;
 
 const SUFFIXES: [&str; 2] = ["svc.test.example.com", "127.0.0.1.xip.io"];
 
@@ -131,14 +131,16 @@ fn map(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 /// The daemon's configuration for these flags (nothing else: no config file).
-fn daemon(flags: &[&str]) -> ClusterConfig {
+fn daemon(flags: &[&str]) -> TransformSettings {
     let argv = std::iter::once("fiaas-deploy-daemon").chain(flags.iter().copied());
-    ClusterConfig::from_args(argv, None).expect("valid flags")
+    fiaas_config::ClusterConfig::from_args(argv, None)
+        .expect("valid flags")
+        .transform
 }
 
 /// `--ingress-suffix svc.test.example.com --ingress-suffix 127.0.0.1.xip.io
 /// --use-networkingv1-ingress` and `flags`.
-fn config(flags: &[&str]) -> ClusterConfig {
+fn config(flags: &[&str]) -> TransformSettings {
     let mut all = vec![
         "--ingress-suffix",
         SUFFIXES[0],
@@ -150,7 +152,7 @@ fn config(flags: &[&str]) -> ClusterConfig {
     daemon(&all)
 }
 
-fn run(app: &AppSpec, config: &ClusterConfig) -> Result<Vec<Value>, TransformError> {
+fn run(app: &AppSpec, config: &TransformSettings) -> Result<Vec<Value>, TransformError> {
     let labels = meta::fiaas_labels(app, "");
     Ok(ingresses(app, config, &labels)?
         .iter()
@@ -215,7 +217,7 @@ fn summary(ingress: &Value) -> String {
     )
 }
 
-fn summaries(app: &AppSpec, config: &ClusterConfig) -> Vec<String> {
+fn summaries(app: &AppSpec, config: &TransformSettings) -> Vec<String> {
     run(app, config)
         .expect("ingresses")
         .iter()
@@ -576,7 +578,7 @@ fn issuer_type_overrides_set_the_tls_annotation_key() {
     );
 }
 
-fn suffix_override_config() -> ClusterConfig {
+fn suffix_override_config() -> TransformSettings {
     config(&[
         "--use-ingress-tls",
         "default_off",
@@ -723,7 +725,7 @@ fn tls_on_extensions_v1beta1() {
 }
 
 /// `--use-networkingv1-ingress --use-ingress-tls default_on` and these suffixes.
-fn suffix_config(suffixes: &[&str]) -> ClusterConfig {
+fn suffix_config(suffixes: &[&str]) -> TransformSettings {
     let mut flags = vec![
         "--use-networkingv1-ingress",
         "--use-ingress-tls",

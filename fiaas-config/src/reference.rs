@@ -1,76 +1,42 @@
 //! The operator's configuration reference (`docs/configuration.md`), generated from the one
-//! definition of the cluster flags, [`ClusterArgs`], so the document cannot drift from what the
-//! binaries accept.
+//! definition of the flags, [`Flag`], so the document cannot drift from what the binaries
+//! accept.
 //!
 //! Regenerate the document with
-//! `cargo run -p fiaas-transform --example configuration-reference > docs/configuration.md`;
+//! `cargo run -p fiaas-config --example configuration-reference > docs/configuration.md`;
 //! a test fails while the checked-in copy is stale.
 
 use std::fmt::Write as _;
 
-use clap::{Arg, ArgAction, Args, Command};
+use crate::DEFAULT_CONFIG_FILE;
+use crate::flags::{Flag, FlagDef, Scope, Shape, Values};
 
-use crate::config::{ClusterArgs, DEFAULT_CONFIG_FILE};
-
-/// Heading of the flags clap lists under its default "Options" heading.
+/// Heading of the flags `--help` lists under clap's default "Options" heading.
 const GENERAL_HEADING: &str = "General";
 
-/// The clap id of `-c/--config-file`, which picks files and is never read from one.
-const CONFIG_FILE_ID: &str = "config_file";
+/// Heading of the flags of the binaries that deploy.
+const DEPLOYER_HEADING: &str = "fiaas-deploy-daemon and its bootstrap";
 
-/// The command the daemon parses, reduced to the cluster flags.
-fn cluster_command() -> Command {
-    ClusterArgs::augment_args(Command::new("fiaas-deploy-daemon"))
-}
+/// Heading of the flags only fiaas-deploy-daemon takes.
+const DAEMON_HEADING: &str = "fiaas-deploy-daemon only";
 
-/// How a flag takes its values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Shape {
-    /// Present or absent (`--debug`).
-    Switch,
-    /// One value; the last one given wins.
-    Single,
-    /// Repeatable; every value counts.
-    Repeated,
-}
-
-fn shape(arg: &Arg) -> Shape {
-    match arg.get_action() {
-        ArgAction::SetTrue | ArgAction::SetFalse => Shape::Switch,
-        ArgAction::Append => Shape::Repeated,
-        _ => Shape::Single,
+/// The section a flag is documented in.
+fn section(def: &FlagDef) -> &'static str {
+    match (def.scope, def.heading) {
+        (Scope::Daemon, _) => DAEMON_HEADING,
+        (Scope::Deployer, _) => DEPLOYER_HEADING,
+        (Scope::Cluster, Some(heading)) => heading,
+        (Scope::Cluster, None) => GENERAL_HEADING,
     }
 }
 
-/// The placeholder clap prints for the flag's value, e.g. `<LOG_FORMAT>`.
-fn value_placeholder(arg: &Arg) -> String {
-    let names: Vec<String> = arg
-        .get_value_names()
-        .map(|names| names.iter().map(|n| n.to_string()).collect())
-        .unwrap_or_default();
-    if names.is_empty() {
-        format!("<{}>", arg.get_id().as_str().to_uppercase())
-    } else {
-        names
-            .iter()
-            .map(|n| format!("<{n}>"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-/// `` `value` `` for each default, or what an unset flag means.
-fn default_text(arg: &Arg, shape: Shape) -> String {
-    let defaults: Vec<String> = arg
-        .get_default_values()
-        .iter()
-        .map(|v| format!("`{}`", code_literal(&v.to_string_lossy())))
-        .collect();
-    match shape {
-        Shape::Switch => "`false` (off)".to_owned(),
-        Shape::Repeated if defaults.is_empty() => "none (empty list)".to_owned(),
-        Shape::Single if defaults.is_empty() => "unset".to_owned(),
-        _ => defaults.join(", "),
+/// `` `value` `` for the default, or what an unset flag means.
+fn default_text(def: &FlagDef) -> String {
+    match (def.shape, def.default) {
+        (Shape::Switch, _) => "`false` (off)".to_owned(),
+        (Shape::Repeated, None) => "none (empty list)".to_owned(),
+        (Shape::Single, None) => "unset".to_owned(),
+        (_, Some(default)) => format!("`{}`", code_literal(default)),
     }
 }
 
@@ -83,124 +49,85 @@ fn code_literal(value: &str) -> String {
     }
 }
 
-/// The visible choices of a flag that takes a value from a fixed set.
-fn possible_values(arg: &Arg, shape: Shape) -> Vec<String> {
-    if shape == Shape::Switch {
-        return Vec::new();
-    }
-    arg.get_possible_values()
-        .iter()
-        .filter(|v| !v.is_hide_set())
-        .map(|v| format!("`{}`", v.get_name()))
-        .collect()
-}
-
 /// An example `cluster_config.yaml` entry for the flag.
-fn file_example(key: &str, arg: &Arg, shape: Shape) -> String {
-    let placeholder = value_placeholder(arg);
-    match shape {
+fn file_example(def: &FlagDef) -> String {
+    let key = def.long;
+    let placeholder = format!("<{}>", def.placeholder());
+    match def.shape {
         Shape::Switch => format!("`{key}: true`"),
         Shape::Repeated => {
             format!("`{key}: [\"{placeholder}\", ...]` (a YAML list; each item is one `--{key}`)")
         }
-        Shape::Single => match arg.get_default_values().first() {
-            Some(value) if !value.is_empty() => {
-                format!("`{key}: {}`", value.to_string_lossy())
-            }
+        Shape::Single => match def.default {
+            Some(value) if !value.is_empty() => format!("`{key}: {value}`"),
             _ => format!("`{key}: \"{placeholder}\"`"),
         },
     }
 }
 
-/// The help text clap shows for the flag, on one line.
-fn help_text(arg: &Arg) -> String {
-    arg.get_long_help()
-        .or_else(|| arg.get_help())
-        .map(|help| help.to_string())
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The Markdown reference of every cluster flag, grouped as in `--help`, with an introduction
-/// on where configuration comes from. This is the content of `docs/configuration.md`.
+/// The Markdown reference of every flag, grouped as in `--help` (the daemon's own flags last),
+/// with an introduction on where configuration comes from. This is the content of
+/// `docs/configuration.md`.
 pub fn configuration_markdown() -> String {
-    let command = cluster_command();
-    let args: Vec<&Arg> = command
-        .get_arguments()
-        .filter(|arg| arg.get_long().is_some() && !arg.is_hide_set())
-        .filter(|arg| !matches!(arg.get_id().as_str(), "help" | "version"))
-        .collect();
-
     let mut headings: Vec<&str> = Vec::new();
-    for arg in &args {
-        let heading = arg.get_help_heading().unwrap_or(GENERAL_HEADING);
+    for flag in Flag::ALL {
+        let heading = section(flag.def());
         if !headings.contains(&heading) {
             headings.push(heading);
         }
     }
-
     let mut out = String::new();
     out.push_str(&introduction());
 
     out.push_str("## Index\n\n| Key | Default |\n|---|---|\n");
     for heading in &headings {
-        for arg in args
-            .iter()
-            .filter(|a| a.get_help_heading().unwrap_or(GENERAL_HEADING) == *heading)
-        {
-            let key = arg.get_long().unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "| [`{key}`](#{key}) | {} |",
-                default_text(arg, shape(arg))
-            );
+        for def in in_section(heading) {
+            let key = def.long;
+            let _ = writeln!(out, "| [`{key}`](#{key}) | {} |", default_text(def));
         }
     }
     out.push('\n');
 
     for heading in &headings {
         let _ = writeln!(out, "## {heading}\n");
-        for arg in args
-            .iter()
-            .filter(|a| a.get_help_heading().unwrap_or(GENERAL_HEADING) == *heading)
-        {
-            out.push_str(&flag_section(arg));
+        for def in in_section(heading) {
+            out.push_str(&flag_section(def));
         }
     }
     out
 }
 
+/// The flags documented under `heading`, in `--help` order.
+fn in_section(heading: &str) -> impl Iterator<Item = &'static FlagDef> + '_ {
+    Flag::ALL
+        .iter()
+        .map(|flag| flag.def())
+        .filter(move |def| section(def) == heading)
+}
+
 /// The section of one flag.
-fn flag_section(arg: &Arg) -> String {
-    let key = arg.get_long().unwrap_or_default();
-    let shape = shape(arg);
+fn flag_section(def: &FlagDef) -> String {
+    let key = def.long;
     let mut out = String::new();
     let _ = writeln!(out, "### {key}\n");
-    let help = help_text(arg);
-    if !help.is_empty() {
-        let _ = writeln!(out, "{help}\n");
-    }
+    let _ = writeln!(out, "{}\n", def.help());
 
-    let short = arg
-        .get_short()
-        .map(|c| format!("`-{c}`, "))
-        .unwrap_or_default();
-    let syntax = match shape {
+    let short = def.short.map(|c| format!("`-{c}`, ")).unwrap_or_default();
+    let placeholder = def.placeholder();
+    let syntax = match def.shape {
         Shape::Switch => format!("{short}`--{key}`"),
-        Shape::Single => format!("{short}`--{key} {}`", value_placeholder(arg)),
-        Shape::Repeated => format!("{short}`--{key} {}`, repeatable", value_placeholder(arg)),
+        Shape::Single => format!("{short}`--{key} <{placeholder}>`"),
+        Shape::Repeated => format!("{short}`--{key} <{placeholder}>`, repeatable"),
     };
     let _ = writeln!(out, "- Command line: {syntax}");
-    if arg.get_id().as_str() == CONFIG_FILE_ID {
+    if key == Flag::ConfigFile.long() {
         out.push_str("- Config file: not read from config files (command line only)\n");
     } else {
-        let _ = writeln!(out, "- Config file: {}", file_example(key, arg, shape));
+        let _ = writeln!(out, "- Config file: {}", file_example(def));
     }
-    let _ = writeln!(out, "- Default: {}", default_text(arg, shape));
-    let choices = possible_values(arg, shape);
-    if !choices.is_empty() {
+    let _ = writeln!(out, "- Default: {}", default_text(def));
+    if let (Shape::Single | Shape::Repeated, Values::Choice(names)) = (def.shape, def.values) {
+        let choices: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
         let _ = writeln!(out, "- Possible values: {}", choices.join(", "));
     }
     out.push('\n');
@@ -210,16 +137,19 @@ fn flag_section(arg: &Arg) -> String {
 /// What comes before the flags: where configuration is read from and how.
 fn introduction() -> String {
     format!(
-        "<!-- Generated from fiaas-transform's ClusterArgs by \
-         `cargo run -p fiaas-transform --example configuration-reference > docs/configuration.md`. \
+        "<!-- Generated from fiaas-config's flag table (fiaas-config/src/flags.rs) by \
+         `cargo run -p fiaas-config --example configuration-reference > docs/configuration.md`. \
          Do not edit by hand. -->\n\
          \n\
          # fiaas-deploy-daemon configuration\n\
          \n\
          `fiaas-deploy-daemon`, `fiaas-deploy-daemon-bootstrap`, `fiaas render` and \
-         `fiaas diff` accept the same cluster options, listed below. They are the options of the Python \
-         fiaas-deploy-daemon, with the same names, values and defaults, so an existing \
-         `cluster_config.yaml` keeps working.\n\
+         `fiaas diff` accept the same cluster options, listed below. They are the options of the \
+         Python fiaas-deploy-daemon, with the same names, values and defaults, so an existing \
+         `cluster_config.yaml` keeps working. The options under \
+         [{DEPLOYER_HEADING}](#fiaas-deploy-daemon-and-its-bootstrap) and \
+         [{DAEMON_HEADING}](#fiaas-deploy-daemon-only) are fiaas' own: only those binaries take \
+         them, on their command line or in their config files.\n\
          \n\
          ## Where configuration comes from\n\
          \n\
@@ -284,9 +214,8 @@ mod tests {
     #[test]
     fn every_flag_has_a_section_and_an_index_entry() {
         let markdown = configuration_markdown();
-        let command = cluster_command();
-        for arg in command.get_arguments() {
-            let Some(long) = arg.get_long() else { continue };
+        for flag in Flag::ALL {
+            let long = flag.long();
             assert!(
                 markdown.contains(&format!("\n### {long}\n")),
                 "no section for --{long}"
@@ -307,5 +236,23 @@ mod tests {
         assert!(markdown.contains("- Config file: `debug: true`"));
         assert!(markdown.contains("| [`environment`](#environment) | `\"\"` |"));
         assert!(markdown.contains("## Usage Reporting\n"));
+    }
+
+    #[test]
+    fn the_deploy_and_daemon_flags_have_their_own_sections_last() {
+        let markdown = configuration_markdown();
+        let (rest, daemon) = markdown
+            .split_once("\n## fiaas-deploy-daemon only\n")
+            .expect("a section for the daemon's flags");
+        assert!(!daemon.contains("\n## "), "it is the last section");
+        assert!(daemon.contains("- Config file: `leader-election: true`"));
+        assert!(!daemon.contains("### max-concurrent-deploys\n"));
+        let deployers = rest
+            .split_once("\n## fiaas-deploy-daemon and its bootstrap\n")
+            .expect("a section for the deploy flags")
+            .1;
+        assert!(!deployers.contains("\n## "), "it comes just before");
+        assert!(deployers.contains("- Config file: `max-concurrent-deploys: 20`"));
+        assert!(!deployers.contains("### port\n"));
     }
 }

@@ -1,11 +1,10 @@
-//! `docs/configuration.md` is generated from the cluster flags' definition; fail when the
-//! checked-in copy no longer matches it, and when the example ConfigMap misses a flag.
+//! `docs/configuration.md` is generated from the flags' definition; fail when the checked-in
+//! copy no longer matches it, and when the example ConfigMap misses a flag.
 
 use std::path::Path;
 
-use clap::{Args, Command};
-use fiaas_transform::config::ClusterArgs;
-use fiaas_transform::config_reference::configuration_markdown;
+use fiaas_config::Flag;
+use fiaas_config::reference::configuration_markdown;
 
 /// The workspace root, where `docs/` and `deploy/` live.
 fn workspace_root() -> &'static Path {
@@ -21,7 +20,7 @@ fn configuration_doc_is_fresh() {
     assert!(
         checked_in == configuration_markdown(),
         "docs/configuration.md is stale: regenerate with \
-         `cargo run -p fiaas-transform --example configuration-reference > docs/configuration.md`"
+         `cargo run -p fiaas-config --example configuration-reference > docs/configuration.md`"
     );
 }
 
@@ -29,11 +28,10 @@ fn configuration_doc_is_fresh() {
 fn example_configmap_mentions_every_flag() {
     let path = workspace_root().join("deploy/configmap.yaml");
     let configmap = std::fs::read_to_string(&path).expect("deploy/configmap.yaml exists");
-    let command = ClusterArgs::augment_args(Command::new("fiaas-deploy-daemon"));
-    let missing: Vec<&str> = command
-        .get_arguments()
-        .filter_map(|arg| arg.get_long())
-        .filter(|&long| long != "config-file")
+    let missing: Vec<&str> = Flag::ALL
+        .iter()
+        .filter(|flag| **flag != Flag::ConfigFile)
+        .map(|flag| flag.long())
         .filter(|long| !configmap.contains(&format!(" {long}:")))
         .collect();
     assert!(
