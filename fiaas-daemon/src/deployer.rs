@@ -13,7 +13,7 @@ use fiaas_spec::AppSpec;
 use fiaas_transform::Level;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tracing::Instrument;
 
 use crate::application::ApplicationView;
@@ -239,7 +239,7 @@ impl Deployer {
             _ = cancelled(&mut cancel) => None,
         };
         match permit {
-            Some(_permit) => Box::pin(self.deploy(view, cancel, check, attempt)).await,
+            Some(permit) => Box::pin(self.deploy(view, cancel, check, attempt, permit)).await,
             None => {
                 let mut log = StatusLog::of(&view);
                 Box::pin(self.stop_early(&view, &view.subject(), &cancel, &mut log)).await
@@ -247,13 +247,16 @@ impl Deployer {
         }
     }
 
-    /// The deploy proper, holding a permit.
+    /// The deploy proper, holding `permit` while it talks to the API server: up to the apply,
+    /// and again for the verdict. Waiting for the rollout, which may take minutes, it holds
+    /// none, so the other apps deploy meanwhile (as upstream's separate ready check did).
     async fn deploy(
         &self,
         mut view: ApplicationView,
         mut cancel: watch::Receiver<Cancel>,
         check: StartCheck,
         attempt: u32,
+        permit: OwnedSemaphorePermit,
     ) -> Finished {
         // Every large step is boxed and gone once done: a deploy waiting for its rollout keeps
         // only its status log and what names it, not the apply's state or the app's spec.
@@ -301,6 +304,7 @@ impl Deployer {
             self.config.tls_certificate_ready && app.ingress_tls.enabled == Some(true);
         let is_daemon = app.name == "fiaas-deploy-daemon";
         drop(app);
+        drop(permit);
         view.config = None;
         view.additional_labels = serde_json::Value::Null;
         view.additional_annotations = serde_json::Value::Null;
@@ -337,6 +341,14 @@ impl Deployer {
             DeployResult::Success
         } else {
             DeployResult::Failed
+        };
+        // Rollouts that end together (a kubelet marking a fleet ready) write their verdicts
+        // within the same bound as deploys start.
+        let _permit = tokio::select! {
+            permit = self.permits.clone().acquire_owned() => permit.ok(),
+            _ = cancelled(&mut cancel) => {
+                return Box::pin(self.stop_early(&view, &subject, &cancel, &mut log)).await;
+            }
         };
         if let Some(reporter) = &self.usage {
             reporter.report(usage(if verdict == DeployResult::Success {
