@@ -870,9 +870,10 @@ def sample_background(kube, flow_schemas, seconds, daemons_running=True):
             "daemon_idle_req_per_s": bg["daemon_requests"] / bg["window_s"]}
 
 
-def identities(kube, args, ns, outdir, sas):
-    """Per ServiceAccount name: kubeconfig (None with --as-admin); the flow schemas; cleanups."""
-    kubeconfigs, flow_schemas, cleanups = {}, [], []
+def identities(kube, args, ns, outdir, sas, cleanups):
+    """Per ServiceAccount name: kubeconfig (None with --as-admin); the flow schemas. Appends the
+    clean-ups to `cleanups` as it goes, so a failure leaves none behind."""
+    kubeconfigs, flow_schemas = {}, []
     for sa in sas:
         if args.as_admin:
             kubeconfigs[sa] = None
@@ -881,7 +882,7 @@ def identities(kube, args, ns, outdir, sas):
         kubeconfigs[sa] = path
         flow_schemas.append(flow_schema)
         cleanups.append(cleanup)
-    return kubeconfigs, flow_schemas, cleanups
+    return kubeconfigs, flow_schemas
 
 
 def stop_daemons(daemons):
@@ -1110,7 +1111,7 @@ def run_at_once(kube, args, binary, n, outdir, success, restart):
     cleanups, daemons, stops = [], [], []
     tracker = Tracker()
     try:
-        kubeconfigs, flow_schemas, cleanups = identities(kube, args, ns, outdir, [SA_NAME])
+        kubeconfigs, flow_schemas = identities(kube, args, ns, outdir, [SA_NAME], cleanups)
         daemon = Daemon(binary, ns, args.max_concurrent_deploys,
                         os.path.join(outdir, f"daemon-at-once-{n}.log"), args.debug_count,
                         kubeconfigs[SA_NAME])
@@ -1181,7 +1182,7 @@ def run_pre_existing(kube, args, binary, n, outdir):
     cleanups, daemons, stops = [], [], []
     tracker = Tracker()
     try:
-        kubeconfigs, flow_schemas, cleanups = identities(kube, args, ns, outdir, [SA_NAME])
+        kubeconfigs, flow_schemas = identities(kube, args, ns, outdir, [SA_NAME], cleanups)
         stops = open_watches(kube, ns, tracker)
         t = time.monotonic()
         created, r["create_post_latency_s"] = create_all(kube, ns, n, args.create_workers)
@@ -1234,7 +1235,7 @@ def run_replicas(kube, args, binary, n, outdir):
     tracker = Tracker()
     names = [f"replica-{i}" for i in range(args.replicas)]
     try:
-        kubeconfigs, flow_schemas, cleanups = identities(kube, args, ns, outdir, names)
+        kubeconfigs, flow_schemas = identities(kube, args, ns, outdir, names, cleanups)
         for name in names:
             daemons.append(Daemon(binary, ns, args.max_concurrent_deploys,
                                   os.path.join(outdir, f"daemon-replicas-{n}-{name}.log"),
@@ -1292,7 +1293,7 @@ def _ceiling_init(host, port, cafile, token, templates):
 
 def _ceiling_run(job):
     """Applies one deploy's objects for name after name until `end` (wall clock). Returns
-    (applies done by `end`, deploys done by `end`, latencies, errors)."""
+    (applies done by `end`, deploys done by `end`, latencies, errors, its own CPU seconds)."""
     wid, ns, begin, end = job
     c = _ceiling["c"]
     headers = {"Authorization": f"Bearer {_ceiling['token']}", "Accept": "application/json",
@@ -1300,6 +1301,7 @@ def _ceiling_run(job):
     c.request("GET", "/version", headers=headers)  # open the connection before the clock
     c.getresponse().read()
     time.sleep(max(0.0, begin - time.time()))
+    cpu = time.process_time()
     applies = sets = 0
     lat, errors = [], collections.Counter()
     k = 0
@@ -1323,7 +1325,7 @@ def _ceiling_run(job):
             else:
                 complete = False
         sets += complete
-    return applies, sets, lat, dict(errors)
+    return applies, sets, lat, dict(errors), time.process_time() - cpu
 
 
 def served_version(kube, group_version, plural):
@@ -1367,7 +1369,10 @@ def ceiling_templates(kube, renderer):
                           + query, json.dumps(status)))
     for item in json.loads(out)["items"]:
         plural = PLURALS.get(item["kind"], item["kind"].lower() + "s")
-        item["apiVersion"] = group_version = served_version(kube, item["apiVersion"], plural)
+        group_version = served_version(kube, item["apiVersion"], plural)
+        if group_version != item["apiVersion"] and item["kind"] == "PodDisruptionBudget":
+            item["spec"].pop("unhealthyPodEvictionPolicy", None)  # not in policy/v1beta1
+        item["apiVersion"] = group_version
         base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
         body = json.dumps(item).replace("zzappzz", "@N@").replace("zznszz", "@NS@")
         templates.append((f"{base}/namespaces/@NS@/{plural}/@N@{query}", body))
@@ -1392,17 +1397,18 @@ def ssa_ceiling(kube, args, templates, label):
             res = pool.map(_ceiling_run, [(w, ns, begin, end)
                                           for w in range(args.ceiling_connections)], chunksize=1)
             cpu1 = {c: cpu_seconds(p) for c, p in pids.items()}
-        applies = sum(a for a, _, _, _ in res)
+        applies = sum(x[0] for x in res)
         errors = collections.Counter()
-        for _, _, _, e in res:
-            errors.update(e)
+        for x in res:
+            errors.update(x[3])
         out.update({
             "seconds": args.ceiling_seconds, "applies": applies,
-            "deploys": sum(s for _, s, _, _ in res),
+            "deploys": sum(x[1] for x in res),
             "applies_per_s": applies / args.ceiling_seconds,
-            "deploys_per_s": sum(s for _, s, _, _ in res) / args.ceiling_seconds,
-            "latency_s": summary([x for _, _, lat, _ in res for x in lat]),
+            "deploys_per_s": sum(x[1] for x in res) / args.ceiling_seconds,
+            "latency_s": summary([t for x in res for t in x[2]]),
             "errors": dict(errors),
+            "client_cpu_s": sum(x[4] for x in res),
             "cpu_s": {c: cpu1[c] - cpu0[c] for c in cpu1
                       if cpu0.get(c) is not None and cpu1.get(c) is not None},
         })
@@ -1718,7 +1724,8 @@ def report(results, ceilings, meta):
             p(f"  {c['label']:>22}: {c['applies_per_s']:.0f} applies/s = "
               f"{c['deploys_per_s']:.1f} deploys/s over {c['seconds']:.0f}s; latency "
               f"{fmt_summary(c['latency_s'])}; apiserver CPU "
-              f"{1000 * cpu.get('apiserver', 0) / max(1, c['applies']):.2f} ms/apply; "
+              f"{1000 * cpu.get('apiserver', 0) / max(1, c['applies']):.2f} ms/apply, this "
+              f"script's {1000 * c['client_cpu_s'] / max(1, c['applies']):.2f} ms/apply; "
               f"errors {c['errors'] or 'none'}; load {c['loadavg_start']}")
     for r in results:
         try:
