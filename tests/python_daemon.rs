@@ -6,6 +6,7 @@ use fiaas_config::ClusterConfig;
 use fiaas_spec::AppFacts;
 use fiaas_transform::{Kind, RenderOptions};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
@@ -14,8 +15,13 @@ use serde_json::Value;
 /// The field manager the API server records for the Python daemon's writes.
 pub const MANAGER: &str = "python-requests";
 
+/// A label the cut-over tests give the HorizontalPodAutoscaler before the cut-over
+/// (`labels.horizontal_pod_autoscaler`) and not after.
+pub const DROPPED_LABEL: &str = "python-only";
+
 /// Render `config` for `facts` with the cluster flags `flags` (as `fiaas render` takes them) and
-/// create its Deployment and Service as the Python daemon would have.
+/// create its Deployment, Service and HorizontalPodAutoscaler (`autoscaling/v1`) as the Python
+/// daemon would have.
 pub async fn create_as_python_daemon(
     client: &Client,
     config: &Value,
@@ -37,6 +43,7 @@ pub async fn create_as_python_daemon(
         let resource = match object.kind() {
             Kind::Deployment => ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&()),
             Kind::Service => ApiResource::erase::<k8s_openapi::api::core::v1::Service>(&()),
+            Kind::HorizontalPodAutoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
             _ => continue,
         };
         let api: Api<DynamicObject> =
@@ -52,7 +59,10 @@ pub async fn create_as_python_daemon(
 /// After fiaas deployed `app` without Datadog and with one port `http` over objects
 /// [`create_as_python_daemon`] made with Datadog and two ports: the sidecar and the second port
 /// are gone, `FIAAS_POD_NAME` is there once (also when a global env var `POD_NAME` made the
-/// upstream's rendering repeat it), and the Python daemon's manager owns nothing any more.
+/// upstream's rendering repeat it), and the Python daemon's manager owns nothing any more. If
+/// the app has a HorizontalPodAutoscaler (which the Python daemon wrote in `autoscaling/v1`,
+/// and fiaas in the newest version the cluster serves), it also lost the label
+/// [`DROPPED_LABEL`] and the Python daemon's manager.
 pub async fn assert_taken_over(client: &Client, ns: &str, app: &str) {
     let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get(app)
@@ -81,9 +91,18 @@ pub async fn assert_taken_over(client: &Client, ns: &str, app: &str) {
         .filter_map(|p| p.name)
         .collect();
     assert_eq!(ports, ["http"], "the dropped port is gone");
+    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
+        .get_opt(app)
+        .await
+        .unwrap();
+    if let Some(hpa) = &hpa {
+        let labels = hpa.metadata.labels.clone().unwrap_or_default();
+        assert!(!labels.contains_key(DROPPED_LABEL), "{labels:?}");
+    }
     for managers in [
         deployment.metadata.managed_fields,
         service.metadata.managed_fields,
+        hpa.and_then(|h| h.metadata.managed_fields),
     ] {
         let managers: Vec<String> = managers
             .unwrap_or_default()

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use fiaas_config::{ClusterArgs, ClusterConfig, Scope};
 use fiaas_spec::{AdditionalLabelsOrAnnotations, AppFacts};
-use fiaas_transform::RenderOptions;
+use fiaas_transform::{AutoscalingVersion, RenderOptions};
 use serde_json::{Value, json};
 
 #[derive(Parser)]
@@ -108,6 +108,10 @@ struct RenderArgs {
     /// Render as if the namespace only allowed BestEffort pods (no cpu/memory resources).
     #[arg(long)]
     besteffort_qos: bool,
+    /// The HorizontalPodAutoscaler's API version: the daemon writes it in the newest the
+    /// cluster serves (v2 from Kubernetes 1.23, v2beta2 before, v1 where neither is served).
+    #[arg(long, value_enum, default_value_t = AutoscalingApi::V1)]
+    autoscaling_version: AutoscalingApi,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = Output::Yaml)]
     output: Output,
@@ -121,6 +125,27 @@ enum Output {
     Yaml,
     /// A `v1` `List`.
     Json,
+}
+
+/// `autoscaling/<version>`.
+#[derive(Clone, Copy, ValueEnum)]
+enum AutoscalingApi {
+    /// `targetCPUUtilizationPercentage`, as the Python daemon writes it.
+    V1,
+    /// The same target as a CPU `Resource` metric.
+    V2beta2,
+    /// The same target as a CPU `Resource` metric.
+    V2,
+}
+
+impl From<AutoscalingApi> for AutoscalingVersion {
+    fn from(api: AutoscalingApi) -> Self {
+        match api {
+            AutoscalingApi::V1 => AutoscalingVersion::V1,
+            AutoscalingApi::V2beta2 => AutoscalingVersion::V2beta2,
+            AutoscalingApi::V2 => AutoscalingVersion::V2,
+        }
+    }
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -263,6 +288,7 @@ fn render(args: &RenderArgs, config: &ClusterConfig) -> anyhow::Result<()> {
     let app = fiaas_spec::from_document(&document, &facts)?;
     let options = RenderOptions {
         besteffort_qos: args.besteffort_qos,
+        autoscaling: args.autoscaling_version.into(),
     };
     let manifests = fiaas_transform::render(&app, &config.transform, &options)?;
     let items: Vec<Value> = manifests.objects.iter().map(|o| o.to_json()).collect();

@@ -277,6 +277,49 @@ fn render_takes_an_application_resource_and_prints_a_json_list() {
 }
 
 #[test]
+fn render_writes_the_hpa_in_the_autoscaling_version_asked_for() {
+    let file = path("specs/v3/data/examples/v3minimal.yml");
+    let hpa = |version: Option<&str>| {
+        let mut args = vec!["render", file.as_str(), "--name", "scaled", "-o", "json"];
+        if let Some(version) = version {
+            args.extend(["--autoscaling-version", version]);
+        }
+        let output = fiaas(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON output");
+        list["items"]
+            .as_array()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .find(|i| i["kind"] == "HorizontalPodAutoscaler")
+                    .cloned()
+            })
+            .expect("an HPA")
+    };
+    let default = hpa(None);
+    assert_eq!(default["apiVersion"], "autoscaling/v1", "the upstream's");
+    assert_eq!(default, hpa(Some("v1")));
+    let threshold = &default["spec"]["targetCPUUtilizationPercentage"];
+    for (flag, api_version) in [("v2", "autoscaling/v2"), ("v2beta2", "autoscaling/v2beta2")] {
+        let hpa = hpa(Some(flag));
+        assert_eq!(hpa["apiVersion"], api_version);
+        assert_eq!(hpa["metadata"], default["metadata"]);
+        assert_eq!(
+            &hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            threshold
+        );
+    }
+    let refused = fiaas(&["render", &file, "--autoscaling-version", "v2beta1"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--autoscaling-version"));
+}
+
+#[test]
 fn render_is_deterministic() {
     let args = [
         "render",

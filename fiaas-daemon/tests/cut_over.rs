@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fiaas_k8s::{ApplicationStatus, status_name};
 use fiaas_spec::AppFacts;
 use fiaas_tests::applications::put;
-use fiaas_tests::python_daemon::{assert_taken_over, create_as_python_daemon};
+use fiaas_tests::python_daemon::{DROPPED_LABEL, assert_taken_over, create_as_python_daemon};
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use kube::api::Api;
 use serde_json::json;
@@ -42,6 +42,8 @@ async fn the_daemon_takes_over_what_the_python_daemon_deployed() {
     let ns = test_namespace(&client, "cut-over").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
     let before = json!({"version": 3, "metrics": {"datadog": {"enabled": true}},
+        "resources": {"requests": {"cpu": "100m"}},
+        "labels": {"horizontal_pod_autoscaler": {DROPPED_LABEL: "yes"}},
         "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
         "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
     let created = put(&client, &ns, "moved", "1", before.clone())
@@ -57,7 +59,8 @@ async fn the_daemon_takes_over_what_the_python_daemon_deployed() {
     };
     create_as_python_daemon(&client, &before, &facts, &FLAGS).await;
     // The first deploy after the cut-over: no Datadog, one port.
-    let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]});
+    let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}],
+        "resources": {"requests": {"cpu": "100m"}}});
     put(&client, &ns, "moved", "2", after).await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")

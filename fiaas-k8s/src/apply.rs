@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use fiaas_spec::AppSpec;
-use fiaas_transform::{Kind, KubeObject, Manifests, Notes, RenderOptions, TransformSettings};
+use fiaas_transform::{
+    AutoscalingVersion, Kind, KubeObject, Manifests, Notes, RenderOptions, TransformSettings,
+};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::autoscaling::{v1, v2};
 use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -102,6 +104,7 @@ impl DeployReport {
 pub struct Applier {
     client: Client,
     pdb_version: PdbVersion,
+    autoscaling_version: AutoscalingVersion,
     /// The Ingresses this process last left each app with: when a deploy keeps all of them, no
     /// listing is needed to find stale ones.
     ingresses: Arc<Mutex<ingresses::KnownIngresses>>,
@@ -141,25 +144,25 @@ fn kind_name(kind: Kind) -> &'static str {
 }
 
 impl Applier {
-    /// An applier for the cluster behind `client`, asking it which PodDisruptionBudget API it
-    /// serves.
+    /// An applier for the cluster behind `client`, asking it which PodDisruptionBudget and
+    /// HorizontalPodAutoscaler APIs it serves (the newest of each).
     pub async fn new(client: Client) -> Result<Self, K8sError> {
-        let pdb_version = match client.list_api_group_resources("policy/v1").await {
-            Ok(list)
-                if list
-                    .resources
-                    .iter()
-                    .any(|r| r.name == "poddisruptionbudgets") =>
-            {
-                PdbVersion::V1
-            }
-            Ok(_) => PdbVersion::V1beta1,
-            Err(e) if is_not_found(&e) => PdbVersion::V1beta1,
-            Err(source) => return Err(K8sError::api("discover", "APIGroup", "policy/v1", source)),
+        let pdb_version = if serves(&client, "policy/v1", "poddisruptionbudgets").await? {
+            PdbVersion::V1
+        } else {
+            PdbVersion::V1beta1
         };
+        let mut autoscaling_version = AutoscalingVersion::V1;
+        for newer in [AutoscalingVersion::V2, AutoscalingVersion::V2beta2] {
+            if serves(&client, newer.api_version(), "horizontalpodautoscalers").await? {
+                autoscaling_version = newer;
+                break;
+            }
+        }
         Ok(Applier {
             client,
             pdb_version,
+            autoscaling_version,
             ingresses: Arc::default(),
             ingress_snapshots: Arc::default(),
             dry_run: false,
@@ -169,6 +172,20 @@ impl Applier {
     /// The PodDisruptionBudget API in use.
     pub fn pdb_version(&self) -> PdbVersion {
         self.pdb_version
+    }
+
+    /// The HorizontalPodAutoscaler API in use.
+    pub fn autoscaling_version(&self) -> AutoscalingVersion {
+        self.autoscaling_version
+    }
+
+    /// This applier, writing HorizontalPodAutoscalers in `version` instead of the discovered
+    /// one (which must be served).
+    pub fn with_autoscaling_version(self, version: AutoscalingVersion) -> Self {
+        Applier {
+            autoscaling_version: version,
+            ..self
+        }
     }
 
     /// Whether a namespace only admits BestEffort pods: a ResourceQuota with `hard.pods: "0"`
@@ -194,7 +211,11 @@ impl Applier {
             Some(known) => known,
             None => self.besteffort_required(&app.namespace).await?,
         };
-        let manifests = fiaas_transform::render(app, config, &RenderOptions { besteffort_qos })?;
+        let options_of_cluster = RenderOptions {
+            besteffort_qos,
+            autoscaling: self.autoscaling_version,
+        };
+        let manifests = fiaas_transform::render(app, config, &options_of_cluster)?;
         let mut report = DeployReport {
             notes: manifests.notes.clone(),
             ..DeployReport::default()
@@ -560,7 +581,7 @@ impl Applier {
                 // as upstream, are never deleted.
                 Kind::Deployment | Kind::ServiceAccount | Kind::RoleBinding => continue,
                 Kind::Service => ApiResource::erase::<Service>(&()),
-                Kind::HorizontalPodAutoscaler => ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+                Kind::HorizontalPodAutoscaler => autoscaling_resource(self.autoscaling_version),
                 Kind::PodDisruptionBudget => self.pdb_resource(),
             };
             if !manifests.absent.contains(&kind) {
@@ -680,6 +701,28 @@ fn legacy(group: &str, kind: &str, plural: &str) -> ApiResource {
     }
 }
 
+fn autoscaling_resource(version: AutoscalingVersion) -> ApiResource {
+    match version {
+        AutoscalingVersion::V1 => ApiResource::erase::<v1::HorizontalPodAutoscaler>(&()),
+        AutoscalingVersion::V2 => ApiResource::erase::<v2::HorizontalPodAutoscaler>(&()),
+        AutoscalingVersion::V2beta2 => ApiResource {
+            version: "v2beta2".to_owned(),
+            api_version: version.api_version().to_owned(),
+            ..ApiResource::erase::<v2::HorizontalPodAutoscaler>(&())
+        },
+    }
+}
+
+/// Whether the API server serves `plural` in `group_version` (a version it does not serve at
+/// all answers 404).
+async fn serves(client: &Client, group_version: &str, plural: &str) -> Result<bool, K8sError> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == plural)),
+        Err(e) if is_not_found(&e) => Ok(false),
+        Err(source) => Err(K8sError::api("discover", "APIGroup", group_version, source)),
+    }
+}
+
 fn resource_of(object: &KubeObject) -> ApiResource {
     match object {
         KubeObject::ServiceAccount(_) => ApiResource::erase::<ServiceAccount>(&()),
@@ -688,8 +731,10 @@ fn resource_of(object: &KubeObject) -> ApiResource {
         KubeObject::Ingress(_) => ApiResource::erase::<Ingress>(&()),
         KubeObject::LegacyIngress(_) => legacy("extensions", "Ingress", "ingresses"),
         KubeObject::Deployment(_) => ApiResource::erase::<Deployment>(&()),
-        KubeObject::HorizontalPodAutoscaler(_) => {
-            ApiResource::erase::<HorizontalPodAutoscaler>(&())
+        KubeObject::HorizontalPodAutoscaler(_) => autoscaling_resource(AutoscalingVersion::V1),
+        KubeObject::HorizontalPodAutoscalerV2(_) => autoscaling_resource(AutoscalingVersion::V2),
+        KubeObject::HorizontalPodAutoscalerV2beta2(_) => {
+            autoscaling_resource(AutoscalingVersion::V2beta2)
         }
         KubeObject::PodDisruptionBudget(_) => ApiResource::erase::<PodDisruptionBudget>(&()),
     }

@@ -55,18 +55,43 @@ fn merge(into: &mut Value, from: &Value) {
     }
 }
 
-/// The object's managedFields with the Python daemon's entries of fiaas' API version folded
-/// into fiaas' apply entry; `None` when there is nothing to take over (the usual case, which
-/// costs no request).
+/// `fields` of an entry written in `from`, as the same fields in `to`; `None` when they cannot
+/// be carried over. The Python daemon wrote HorizontalPodAutoscalers in `autoscaling/v1`, which
+/// fiaas may apply in `autoscaling/v2` or `v2beta2`: there v1's `targetCPUUtilizationPercentage`
+/// is the `metrics` list (atomic), every other field keeps its path.
+fn carried_over(from: &Option<String>, to: &Option<String>, fields: &Value) -> Option<Value> {
+    if from == to {
+        return Some(fields.clone());
+    }
+    match (from.as_deref()?, to.as_deref()?) {
+        ("autoscaling/v1", "autoscaling/v2" | "autoscaling/v2beta2") => {
+            let mut fields = fields.clone();
+            if let Some(spec) = fields.get_mut("f:spec").and_then(Value::as_object_mut)
+                && spec.remove("f:targetCPUUtilizationPercentage").is_some()
+            {
+                spec.insert("f:metrics".to_owned(), Value::Object(Default::default()));
+            }
+            Some(fields)
+        }
+        _ => None,
+    }
+}
+
+/// The object's managedFields with the Python daemon's entries of fiaas' API version (or of
+/// `autoscaling/v1` for an autoscaler fiaas applies in v2 or v2beta2) folded into fiaas' apply
+/// entry; `None` when there is nothing to take over (the usual case, which costs no request).
 pub fn take_over(meta: &ObjectMeta) -> Option<Vec<ManagedFieldsEntry>> {
     let entries = meta.managed_fields.as_ref()?;
     let ours = entries.iter().position(is_ours)?;
-    let version = entries[ours].api_version.clone();
-    let upstream: Vec<usize> = entries
+    let version = &entries[ours].api_version;
+    let upstream: Vec<(usize, Value)> = entries
         .iter()
         .enumerate()
-        .filter(|(_, e)| is_upstream(e) && e.api_version == version)
-        .map(|(i, _)| i)
+        .filter(|(_, e)| is_upstream(e))
+        .filter_map(|(i, e)| {
+            let theirs = e.fields_v1.as_ref().map_or(Value::Null, |f| f.0.clone());
+            carried_over(&e.api_version, version, &theirs).map(|fields| (i, fields))
+        })
         .collect();
     if upstream.is_empty() {
         return None;
@@ -75,15 +100,13 @@ pub fn take_over(meta: &ObjectMeta) -> Option<Vec<ManagedFieldsEntry>> {
         .fields_v1
         .as_ref()
         .map_or(Value::Object(Default::default()), |f| f.0.clone());
-    for &i in &upstream {
-        if let Some(FieldsV1(theirs)) = &entries[i].fields_v1 {
-            merge(&mut fields, theirs);
-        }
+    for (_, theirs) in &upstream {
+        merge(&mut fields, theirs);
     }
     let mut upgraded: Vec<ManagedFieldsEntry> = entries
         .iter()
         .enumerate()
-        .filter(|(i, _)| !upstream.contains(i))
+        .filter(|(i, _)| !upstream.iter().any(|(taken, _)| taken == i))
         .map(|(_, e)| e.clone())
         .collect();
     if let Some(entry) = upgraded.iter_mut().find(|e| is_ours(e)) {
@@ -193,5 +216,34 @@ mod tests {
             ..ObjectMeta::default()
         };
         assert!(take_over(&foreign).is_none());
+    }
+
+    #[test]
+    fn a_v1_autoscaler_is_taken_over_by_an_apply_in_v2beta2_or_v2() {
+        let python = json!({"f:metadata": {"f:labels": {"f:team": {}}},
+            "f:spec": {"f:maxReplicas": {}, "f:targetCPUUtilizationPercentage": {}}});
+        for version in ["autoscaling/v2beta2", "autoscaling/v2"] {
+            let meta = ObjectMeta {
+                managed_fields: Some(vec![
+                    entry(UPSTREAM_MANAGER, "Update", "autoscaling/v1", python.clone()),
+                    entry(
+                        FIELD_MANAGER,
+                        "Apply",
+                        version,
+                        json!({"f:spec": {"f:metrics": {}}}),
+                    ),
+                ]),
+                ..ObjectMeta::default()
+            };
+            let upgraded = take_over(&meta).expect("the v1 entry to take over");
+            assert_eq!(upgraded.len(), 1, "{version}");
+            assert_eq!(upgraded[0].api_version.as_deref(), Some(version));
+            assert_eq!(
+                upgraded[0].fields_v1.as_ref().unwrap().0,
+                json!({"f:metadata": {"f:labels": {"f:team": {}}},
+                    "f:spec": {"f:maxReplicas": {}, "f:metrics": {}}}),
+                "{version}"
+            );
+        }
     }
 }

@@ -17,11 +17,12 @@ use fiaas_tests::e2e::{
     Case, Cluster, Deploy, expected_object, flags, input_document, main_cases,
     service_account_cases,
 };
+use fiaas_tests::python_daemon::DROPPED_LABEL;
 use fiaas_tests::{
     drop_namespace, keep_pods_ready, normalise_object, read_fixture, subset_difference,
     test_cluster, test_namespace,
 };
-use fiaas_transform::Kind;
+use fiaas_transform::{AutoscalingVersion, Kind};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ResourceQuota, Service, ServiceAccount};
@@ -372,6 +373,83 @@ async fn a_second_deployment_updates_in_place_prunes_and_keeps_hpa_replicas() {
     drop_namespace(&client, &ns).await;
 }
 
+/// The HPA as read in `api_version`.
+async fn hpa_as(client: &Client, ns: &str, name: &str, api_version: &str) -> Option<Value> {
+    let (group, version) = api_version.split_once('/').unwrap();
+    let resource = ApiResource {
+        group: group.into(),
+        version: version.into(),
+        api_version: api_version.into(),
+        kind: "HorizontalPodAutoscaler".into(),
+        plural: "horizontalpodautoscalers".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &resource);
+    api.get_opt(name)
+        .await
+        .expect("read the HPA")
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+#[tokio::test]
+async fn the_hpa_is_applied_in_the_newest_served_version_and_reads_the_same_in_v1() {
+    let Some(client) = test_cluster().await else {
+        return;
+    };
+    let applier = Applier::new(client.clone()).await.unwrap();
+    assert_eq!(
+        applier.autoscaling_version(),
+        AutoscalingVersion::V2beta2,
+        "Kubernetes 1.20 serves autoscaling/v2beta2, not v2"
+    );
+    let ns = test_namespace(&client, "hpa-version").await;
+    let name = "scaled";
+    let doc = |threshold: i32| {
+        json!({"version": 3, "resources": {"requests": {"cpu": "100m"}},
+            "replicas": {"minimum": 2, "maximum": 4, "cpu_threshold_percentage": threshold}})
+    };
+    // As an earlier fiaas left it: applied in autoscaling/v1.
+    let earlier = applier
+        .clone()
+        .with_autoscaling_version(AutoscalingVersion::V1);
+    deploy_doc(&client, &earlier, &ns, name, &Deploy::first(), doc(60), &[]).await;
+    let v1 = hpa_as(&client, &ns, name, "autoscaling/v1").await.unwrap();
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+
+    deploy_doc(&client, &applier, &ns, name, &Deploy::first(), doc(75), &[]).await;
+    let v1 = hpa_as(&client, &ns, name, "autoscaling/v1").await.unwrap();
+    assert_eq!(
+        v1["spec"],
+        json!({"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": 2, "maxReplicas": 4, "targetCPUUtilizationPercentage": 75})
+    );
+    let beta = hpa_as(&client, &ns, name, "autoscaling/v2beta2")
+        .await
+        .unwrap();
+    assert_eq!(
+        beta["spec"]["metrics"],
+        json!([{"type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 75}}}])
+    );
+    let ours: Vec<&Value> = v1["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["manager"] == fiaas_k8s::FIELD_MANAGER)
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    assert_eq!(ours[0]["apiVersion"], "autoscaling/v2beta2");
+    assert_eq!(
+        v1["metadata"]["ownerReferences"][0]["kind"], "Application",
+        "owned as before"
+    );
+
+    // Autoscaling off: the HPA is pruned through autoscaling/v2beta2.
+    let single = json!({"version": 3, "replicas": {"minimum": 2, "maximum": 2}});
+    deploy_doc(&client, &applier, &ns, name, &Deploy::first(), single, &[]).await;
+    assert!(hpa_as(&client, &ns, name, "autoscaling/v1").await.is_none());
+    drop_namespace(&client, &ns).await;
+}
+
 #[tokio::test]
 async fn foreign_objects_are_neither_overwritten_nor_deleted() {
     let Some(client) = test_cluster().await else {
@@ -540,10 +618,16 @@ async fn objects_the_python_daemon_wrote_lose_what_the_new_fiaas_yml_drops() {
     // fields under `python-requests`, operation Update (see
     // tests/fixtures/upstream_crds/managed-fields.yaml).
     let before = json!({"version": 3, "metrics": {"datadog": {"enabled": true}},
+        "resources": {"requests": {"cpu": "100m"}},
+        "labels": {"horizontal_pod_autoscaler": {DROPPED_LABEL: "yes"}},
         "ports": [{"name": "http", "port": 80, "target_port": 8080}, {"name": "admin", "port": 81, "target_port": 8081}],
         "healthchecks": {"liveness": {"http": {"path": "/health", "port": "http"}}}});
     let facts = application(&client, &ns, "moved", &Deploy::first(), &before, None).await;
     fiaas_tests::python_daemon::create_as_python_daemon(&client, &before, &facts, &flags).await;
+    let live_hpa = live(&client, &ns, Kind::HorizontalPodAutoscaler, "moved")
+        .await
+        .unwrap();
+    assert_eq!(live_hpa["metadata"]["labels"][DROPPED_LABEL], "yes");
     let live_deployment = live(&client, &ns, Kind::Deployment, "moved").await.unwrap();
     assert_eq!(
         live_deployment["spec"]["template"]["spec"]["containers"]
@@ -554,8 +638,10 @@ async fn objects_the_python_daemon_wrote_lose_what_the_new_fiaas_yml_drops() {
         "app and Datadog sidecar"
     );
 
-    // Cut over: the new daemon deploys a fiaas.yml without Datadog and with one port.
-    let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}]});
+    // Cut over: the new daemon deploys a fiaas.yml without Datadog, with one port, and without
+    // the HPA's label (the HPA now written in autoscaling/v2beta2).
+    let after = json!({"version": 3, "ports": [{"name": "http", "port": 80, "target_port": 8080}],
+        "resources": {"requests": {"cpu": "100m"}}});
     let next = Deploy {
         image: "finntech/application-name:124",
         deployment_id: "deployment_id_2",

@@ -33,7 +33,7 @@ use std::collections::BTreeSet;
 
 use fiaas_spec::AppSpec;
 
-pub use autoscaler::should_have_autoscaler;
+pub use autoscaler::{AutoscalingVersion, should_have_autoscaler};
 pub use error::TransformError;
 /// The settings [`render`] reads, built by fiaas-config from the flags and config files.
 pub use fiaas_config::TransformSettings;
@@ -46,6 +46,8 @@ pub struct RenderOptions {
     /// The namespace forbids pods with resources (a `pods: "0"` quota scoped `NotBestEffort`):
     /// render without cpu/memory requests and limits.
     pub besteffort_qos: bool,
+    /// The API version of the HorizontalPodAutoscaler (the newest the cluster serves).
+    pub autoscaling: AutoscalingVersion,
 }
 
 /// The objects of one deploy of one app.
@@ -99,8 +101,8 @@ pub fn render(
     let ingresses = ingress::ingresses(app, config, &labels)?;
     let deployment =
         deployment::deployment(app, config, &labels, options.besteffort_qos, &mut notes)?;
-    let autoscaler =
-        should_have_autoscaler(app, &mut notes).then(|| autoscaler::autoscaler(app, &labels));
+    let autoscaler = should_have_autoscaler(app, &mut notes)
+        .then(|| autoscaler::autoscaler(app, &labels, options.autoscaling));
     let pdb = pod_disruption_budget::pod_disruption_budget(app, config, &labels);
 
     let mut absent = BTreeSet::new();
@@ -121,7 +123,7 @@ pub fn render(
     objects.extend(service.map(KubeObject::Service));
     objects.extend(ingresses);
     objects.push(KubeObject::Deployment(deployment));
-    objects.extend(autoscaler.map(KubeObject::HorizontalPodAutoscaler));
+    objects.extend(autoscaler);
     objects.extend(pdb.map(KubeObject::PodDisruptionBudget));
     Ok(Manifests {
         objects,

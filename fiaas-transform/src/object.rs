@@ -1,21 +1,20 @@
 //! The Kubernetes objects a deploy consists of, in one enum so they travel together.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
+use k8s_openapi::api::autoscaling::{v1, v2};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// One object fiaas creates for an app.
 // A deploy holds a handful of these, built once and moved a few times: boxing the big variants
 // would cost more allocations than the size difference costs copies.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum KubeObject {
     /// The per-app ServiceAccount (`--enable-service-account-per-app`).
     ServiceAccount(ServiceAccount),
@@ -31,7 +30,13 @@ pub enum KubeObject {
     /// The app's Deployment.
     Deployment(Deployment),
     /// The app's `autoscaling/v1` HorizontalPodAutoscaler.
-    HorizontalPodAutoscaler(HorizontalPodAutoscaler),
+    HorizontalPodAutoscaler(v1::HorizontalPodAutoscaler),
+    /// The app's `autoscaling/v2` HorizontalPodAutoscaler.
+    HorizontalPodAutoscalerV2(v2::HorizontalPodAutoscaler),
+    /// The app's `autoscaling/v2beta2` HorizontalPodAutoscaler: k8s-openapi no longer models
+    /// it, and it has v2's shape for every field fiaas sets, so it is a v2 object written under
+    /// the older `apiVersion`.
+    HorizontalPodAutoscalerV2beta2(v2::HorizontalPodAutoscaler),
     /// The app's PodDisruptionBudget.
     PodDisruptionBudget(PodDisruptionBudget),
 }
@@ -45,7 +50,9 @@ impl KubeObject {
             KubeObject::Service(_) => Kind::Service,
             KubeObject::Ingress(_) | KubeObject::LegacyIngress(_) => Kind::Ingress,
             KubeObject::Deployment(_) => Kind::Deployment,
-            KubeObject::HorizontalPodAutoscaler(_) => Kind::HorizontalPodAutoscaler,
+            KubeObject::HorizontalPodAutoscaler(_)
+            | KubeObject::HorizontalPodAutoscalerV2(_)
+            | KubeObject::HorizontalPodAutoscalerV2beta2(_) => Kind::HorizontalPodAutoscaler,
             KubeObject::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
         }
     }
@@ -60,6 +67,8 @@ impl KubeObject {
             KubeObject::LegacyIngress(o) => &o.metadata,
             KubeObject::Deployment(o) => &o.metadata,
             KubeObject::HorizontalPodAutoscaler(o) => &o.metadata,
+            KubeObject::HorizontalPodAutoscalerV2(o) => &o.metadata,
+            KubeObject::HorizontalPodAutoscalerV2beta2(o) => &o.metadata,
             KubeObject::PodDisruptionBudget(o) => &o.metadata,
         }
     }
@@ -76,8 +85,22 @@ impl KubeObject {
             }
             KubeObject::Deployment(o) => typed_json(o),
             KubeObject::HorizontalPodAutoscaler(o) => typed_json(o),
+            KubeObject::HorizontalPodAutoscalerV2(o) => typed_json(o),
+            KubeObject::HorizontalPodAutoscalerV2beta2(o) => {
+                let mut json = typed_json(o);
+                json["apiVersion"] =
+                    serde_json::Value::from(crate::AutoscalingVersion::V2beta2.api_version());
+                json
+            }
             KubeObject::PodDisruptionBudget(o) => typed_json(o),
         }
+    }
+}
+
+/// Serialised as [`KubeObject::to_json`]: the object with its own `apiVersion` and `kind`.
+impl Serialize for KubeObject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
     }
 }
 
