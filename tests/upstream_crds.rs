@@ -13,10 +13,24 @@ use kube::api::{Api, PostParams};
 
 use crate::load_yaml;
 
-/// Puts the project's CRDs (`deploy/crds.yaml`) back when dropped.
-pub struct UpstreamCrds(());
+/// Puts the project's CRDs (`deploy/crds.yaml`) back when dropped: for tests that install other
+/// definitions (the upstream's, or the validating ones of `--crd-validation`).
+pub struct RestoreProjectCrds(());
 
-impl Drop for UpstreamCrds {
+impl RestoreProjectCrds {
+    /// A guard to take before changing the CRDs.
+    pub fn new() -> Self {
+        RestoreProjectCrds(())
+    }
+}
+
+impl Default for RestoreProjectCrds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for RestoreProjectCrds {
     fn drop(&mut self) {
         let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/crds.yaml");
         // Server-side apply under the daemon's field manager, as the daemon installs them.
@@ -34,8 +48,8 @@ impl Drop for UpstreamCrds {
 
 /// Replace the cluster's Application and ApplicationStatus CRDs by the upstream's `v1`
 /// definitions (no `status.conditions`); the returned guard restores the project's.
-pub async fn install(client: &Client) -> UpstreamCrds {
-    let guard = UpstreamCrds(());
+pub async fn install(client: &Client) -> RestoreProjectCrds {
+    let guard = RestoreProjectCrds::new();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for file in ["applications-v1.yaml", "application-statuses-v1.yaml"] {
         let upstream: CustomResourceDefinition =

@@ -50,7 +50,12 @@ enum Command {
     /// Print the JSON Schema of the v3 format, for editors.
     Schema,
     /// Print the Application and ApplicationStatus CustomResourceDefinitions as YAML.
-    Crd,
+    Crd {
+        /// Describe the Application's `spec.config` with the fiaas.yml schema, so that the API
+        /// server refuses an invalid fiaas.yml (the daemon's `--crd-validation`).
+        #[arg(long)]
+        crd_validation: bool,
+    },
     /// Print the Kubernetes objects the daemon would deploy for an app, in deploy order.
     ///
     /// Daemon flags (the same as fiaas-deploy-daemon's, or `-c cluster_config.yaml`) sit next to
@@ -342,8 +347,13 @@ fn main() -> ExitCode {
             print!("{}", fiaas_spec::V3_DEFAULTS_YAML);
             Ok(())
         }
-        Command::Crd => {
-            print!("{}", fiaas_k8s::crds_yaml());
+        Command::Crd { crd_validation } => {
+            let validation = if crd_validation {
+                fiaas_k8s::ConfigValidation::Schema
+            } else {
+                fiaas_k8s::ConfigValidation::Off
+            };
+            print!("{}", fiaas_k8s::crds_yaml(validation));
             Ok(())
         }
         Command::Schema => {

@@ -217,6 +217,41 @@ fn defaults_and_schema_are_printed() {
 }
 
 #[test]
+fn crd_validation_changes_only_the_applications_config_schema() {
+    let documents = |args: &[&str]| -> Vec<serde_json::Value> {
+        let output = fiaas(args);
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stdout)
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| fiaas_spec::parse_document(d).expect("a CRD"))
+            .collect()
+    };
+    let plain = documents(&["crd"]);
+    let mut validating = documents(&["crd", "--crd-validation"]);
+    assert_eq!(plain.len(), 2);
+    let config = |crds: &mut Vec<serde_json::Value>| {
+        crds[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["config"]
+            .take()
+    };
+    let schema = config(&mut validating);
+    assert_eq!(schema["required"], serde_json::json!(["version"]));
+    assert_eq!(
+        schema["properties"]["replicas"]["properties"]["minimum"]["type"],
+        "integer"
+    );
+    assert_eq!(
+        config(&mut plain.clone()),
+        serde_json::json!({"type": "object", "nullable": true,
+            "x-kubernetes-preserve-unknown-fields": true})
+    );
+    let mut plain = plain;
+    config(&mut plain);
+    assert_eq!(plain, validating, "everything else is the same");
+}
+
+#[test]
 fn render_prints_nothing_on_stdout_for_invalid_input() {
     let output = fiaas(&[
         "render",

@@ -132,7 +132,29 @@ fn per_kind_maps() -> Value {
     })
 }
 
-fn application_schema() -> Value {
+/// How the Application CRD describes `spec.config`, the fiaas.yml.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConfigValidation {
+    /// Any object, as in the upstream's CRD (`deploy/crds.yaml`): fiaas validates the fiaas.yml
+    /// when it deploys it.
+    #[default]
+    Off,
+    /// The structural subset of the fiaas.yml v3 schema that a CRD can carry
+    /// ([`fiaas_spec::crd_config_schema`], `--crd-validation`): the API server refuses an
+    /// Application whose fiaas.yml fiaas would refuse, naming the field, at `kubectl apply`.
+    Schema,
+}
+
+fn application_schema(validation: ConfigValidation) -> Value {
+    // Nullable, unlike upstream's schema: an Application written without a fiaas.yml (or
+    // stored before schemas existed) reaches the daemon, which reports it as FAILED with the
+    // reason instead of it silently never deploying.
+    let config = match validation {
+        ConfigValidation::Off => {
+            json!({"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true})
+        }
+        ConfigValidation::Schema => fiaas_spec::crd_config_schema(),
+    };
     json!({
         "type": "object",
         "properties": {
@@ -141,10 +163,7 @@ fn application_schema() -> Value {
                 "properties": {
                     "application": {"type": "string"},
                     "image": {"type": "string"},
-                    // Nullable, unlike upstream's schema: an Application written without a
-                    // fiaas.yml (or stored before schemas existed) reaches the daemon, which
-                    // reports it as FAILED with the reason instead of it silently never deploying.
-                    "config": {"type": "object", "nullable": true, "x-kubernetes-preserve-unknown-fields": true},
+                    "config": config,
                     "additional_labels": per_kind_maps(),
                     "additional_annotations": per_kind_maps(),
                 },
@@ -231,16 +250,17 @@ fn application_status_crd() -> CustomResourceDefinition {
 }
 
 /// Both CRDs, Application first, as the daemon creates them.
-pub fn crds() -> Vec<CustomResourceDefinition> {
+pub fn crds(validation: ConfigValidation) -> Vec<CustomResourceDefinition> {
     vec![
-        with_schema(Application::crd(), application_schema()),
+        with_schema(Application::crd(), application_schema(validation)),
         with_schema(application_status_crd(), application_status_schema()),
     ]
 }
 
-/// Both CRDs as a multi-document YAML stream (`fiaas crd`, `deploy/crds.yaml`).
-pub fn crds_yaml() -> String {
-    crds()
+/// Both CRDs as a multi-document YAML stream (`fiaas crd`; `deploy/crds.yaml` is
+/// [`ConfigValidation::Off`]'s).
+pub fn crds_yaml(validation: ConfigValidation) -> String {
+    crds(validation)
         .iter()
         .map(|crd| {
             let value = serde_json::to_value(crd).unwrap_or_default();
@@ -252,9 +272,19 @@ pub fn crds_yaml() -> String {
 /// Create or update both CRDs (server-side apply), as the daemon does at start-up unless
 /// `--disable-crd-creation`.
 pub async fn ensure_crds(client: &Client) -> Result<(), K8sError> {
+    ensure_crds_with(client, ConfigValidation::Off).await
+}
+
+/// [`ensure_crds`] with the Application's `spec.config` described as `validation` says
+/// (`--crd-validation`). Applying the other kind later replaces the schema: the fields this
+/// field manager no longer applies are removed.
+pub async fn ensure_crds_with(
+    client: &Client,
+    validation: ConfigValidation,
+) -> Result<(), K8sError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    for crd in crds() {
+    for crd in crds(validation) {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &params, &Patch::Apply(&crd))
             .await

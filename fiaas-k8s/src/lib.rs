@@ -15,8 +15,8 @@ pub use apply::{
     Applier, ClusterFacts, DeployOptions, DeployReport, ObjectHook, PdbVersion, PlannedObject,
 };
 pub use crd::{
-    Application, ApplicationResult, ApplicationSpec, ApplicationStatus, crds, crds_yaml,
-    ensure_crds,
+    Application, ApplicationResult, ApplicationSpec, ApplicationStatus, ConfigValidation, crds,
+    crds_yaml, ensure_crds, ensure_crds_with,
 };
 pub use error::K8sError;
 pub use quota::QuotaWatch;

@@ -21,6 +21,7 @@
 //! is reported at once, each with its path in the document.
 
 mod block_yaml;
+mod crd_schema;
 mod defaults;
 mod error;
 mod lookup;
@@ -35,6 +36,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+pub use crd_schema::crd_config_schema;
 pub use defaults::{V2_DEFAULTS_YAML, V3_DEFAULTS_YAML};
 pub use error::{SpecError, Violation};
 pub use model::*;

@@ -370,7 +370,7 @@ fn prometheus_scrape(config: &Value) -> String {
 /// Fields upstream tests for truthiness (`if app_spec.singleton:`), whatever their type, so a
 /// quoted `"false"` or a `1` there is `True` and a `0` is `False`
 /// (fiaas_deploy_daemon/deployer/kubernetes/deployment/{deployer,datadog,prometheus,secrets}.py).
-const TRUTHINESS_TESTED: &[&[&str]] = &[
+pub(crate) const TRUTHINESS_TESTED: &[&[&str]] = &[
     &["replicas", "singleton"],
     &["metrics", "prometheus", "enabled"],
     &["metrics", "datadog", "enabled"],
@@ -378,13 +378,13 @@ const TRUTHINESS_TESTED: &[&[&str]] = &[
 ];
 
 const TLS: &[&str] = &["extensions", "tls"];
-const TLS_ENABLED: &[&str] = &["extensions", "tls", "enabled"];
-const PROMETHEUS_PORT: &[&str] = &["metrics", "prometheus", "port"];
-const STRONGBOX_GROUPS: &[&str] = &["extensions", "strongbox", "groups"];
+pub(crate) const TLS_ENABLED: &[&str] = &["extensions", "tls", "enabled"];
+pub(crate) const PROMETHEUS_PORT: &[&str] = &["metrics", "prometheus", "port"];
+pub(crate) const STRONGBOX_GROUPS: &[&str] = &["extensions", "strongbox", "groups"];
 
 /// Probe fields Kubernetes defaults when they are 0 (its `SetDefaults_Probe`), so that the
 /// zero upstream passes on is accepted by the API server; with the value it becomes.
-const PROBE_ZERO_DEFAULTS: &[(&str, i32)] = &[
+pub(crate) const PROBE_ZERO_DEFAULTS: &[(&str, i32)] = &[
     ("timeout_seconds", 1),
     ("period_seconds", 10),
     ("success_threshold", 1),
