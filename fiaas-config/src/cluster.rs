@@ -695,11 +695,12 @@ mod tests {
                 leader_election: false,
                 leader_election_lease_name: "fiaas-deploy-daemon".to_owned(),
                 shards: 1,
+                crd_validation: false,
             }
         );
         let default_file = TempFile::new(
             "max-concurrent-deploys: 5\nstatus-retention: 3\nleader-election: yes\n\
-             leader-election-lease-name: from-default\nshards: 12\n",
+             leader-election-lease-name: from-default\nshards: 12\ncrd-validation: true\n",
         );
         let config_file = TempFile::new("max-concurrent-deploys: 7\nshutdown-grace-seconds: 1\n");
         let args = ["-c", &config_file.arg(), "--status-retention", "4"];
@@ -716,6 +717,7 @@ mod tests {
                 leader_election: true,
                 leader_election_lease_name: "from-default".to_owned(),
                 shards: 12,
+                crd_validation: true,
             }
         );
         // The bootstrapper takes the deploy flags, not the daemon's own: their entries in its

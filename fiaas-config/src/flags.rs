@@ -399,6 +399,10 @@ flags! {
         .default("1")
         .values(Values::Number { min: 1, max: Some(1024) })
         .daemon_only(),
+    /// Create the Application CRD with the fiaas.yml schema, so that `kubectl apply` refuses an
+    /// invalid fiaas.yml, naming the field; v2 documents still pass (what is checked: README,
+    /// "Refusing an invalid fiaas.yml"). Without it, the CRD is the upstream's.
+    CrdValidation => switch("crd-validation").daemon_only(),
 }
 
 impl Flag {

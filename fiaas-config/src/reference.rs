@@ -203,6 +203,16 @@ fn introduction() -> String {
          (else `FIAAS_IMAGE`) and `VERSION` (else `FIAAS_VERSION`), its own image and version \
          (for the `fiaas/deployed_by` label and the version metric), and `NAMESPACE`, used when \
          the service account's namespace file cannot be read.\n\
+         \n\
+         ## Found out from the cluster\n\
+         \n\
+         Some choices are not configured: the daemon asks the API server at start-up. The \
+         PodDisruptionBudget is written in `policy/v1`, else `policy/v1beta1`; the \
+         HorizontalPodAutoscaler in `autoscaling/v2`, else `autoscaling/v2beta2`, else \
+         `autoscaling/v1` (the same autoscaler in each: one CPU utilisation target). \
+         `fiaas render`, which does not talk to a cluster, writes `policy/v1` and \
+         `autoscaling/v1` (the upstream's), or the autoscaling version given with \
+         `--autoscaling-version`.\n\
          \n"
     )
 }

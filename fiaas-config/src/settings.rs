@@ -334,6 +334,8 @@ pub struct DaemonSettings {
     pub leader_election_lease_name: String,
     /// `--shards`.
     pub shards: u32,
+    /// `--crd-validation`.
+    pub crd_validation: bool,
 }
 
 impl Default for DaemonSettings {
@@ -350,6 +352,7 @@ impl DaemonSettings {
             leader_election: r.flag(Flag::LeaderElection),
             leader_election_lease_name: r.value(Flag::LeaderElectionLeaseName),
             shards: r.number(Flag::Shards)?,
+            crd_validation: r.flag(Flag::CrdValidation),
         })
     }
 }

@@ -119,11 +119,16 @@ async fn run(config: ClusterConfig) -> anyhow::Result<()> {
         // missing RBAC grant, say) instead of answering 200 while nothing can deploy.
         let watcher_heartbeat = health.register("CrdWatcher", Duration::from_secs(30));
         if !config.disable_crd_creation {
+            let crd_validation = if daemon.crd_validation {
+                fiaas_k8s::ConfigValidation::Schema
+            } else {
+                fiaas_k8s::ConfigValidation::Off
+            };
             retry_until_ok(
                 "creating the CRDs",
                 &shutdown_rx,
                 &watcher_heartbeat,
-                || fiaas_k8s::ensure_crds(&client),
+                || fiaas_k8s::ensure_crds_with(&client, crd_validation),
             )
             .await?;
         }
