@@ -2,9 +2,9 @@
 //! (dashboards and alerts written for it keep working), plus a few of our own.
 //!
 //! Counters are registered under their exposed `<name>_total` name, as `prometheus_client`
-//! exposes them. Unlabelled metrics are exposed at zero from startup, so a rate over them is
-//! defined before the first event; labelled families show only their `HELP`/`TYPE` lines until
-//! first use (see [`render`]).
+//! exposes them. The upstream's unlabelled metrics are exposed at zero from startup (see
+//! [`install`]), so a rate over them is defined before the first event; other families show only
+//! their `HELP`/`TYPE` lines until first use (see [`render`]).
 
 use std::sync::Mutex;
 
