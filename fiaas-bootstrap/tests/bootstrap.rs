@@ -13,6 +13,7 @@ use fiaas_tests::{
     subset_difference, test_cluster, test_namespace,
 };
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
@@ -246,8 +247,9 @@ async fn the_overall_timeout_exits_1_with_the_apps_still_rolling_out() {
     drop_namespace(&client, &ns).await;
 }
 
-/// A bare HTTP/1.1 extension hook on 127.0.0.1: it labels every Deployment `hooked: "yes"` and
-/// leaves every other kind alone (404). Returns its URL.
+/// A bare HTTP/1.1 extension hook on 127.0.0.1: it labels every object it is called for
+/// `hooked: "yes"`, except ServiceAccounts and RoleBindings, which it leaves alone (404; upstream
+/// never sends them). Returns its URL.
 async fn labelling_hook() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
@@ -278,7 +280,15 @@ async fn answer_hook_call(stream: TcpStream) {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).await.unwrap();
-    let (status, answer) = if request_line.contains("/fiaas/deploy/Deployment ") {
+    let hooked = [
+        "Deployment",
+        "Service",
+        "Ingress",
+        "HorizontalPodAutoscaler",
+    ]
+    .iter()
+    .any(|kind| request_line.contains(&format!("/fiaas/deploy/{kind} ")));
+    let (status, answer) = if hooked {
         let payload: Value = serde_json::from_slice(&body).unwrap();
         let mut object = payload["object"].clone();
         object["metadata"]["labels"]["hooked"] = json!("yes");
@@ -341,6 +351,19 @@ async fn a_fiaas_yml_deploys_straight_from_a_file_through_the_daemons_deployer()
             .map(String::as_str),
         Some("yes")
     );
+    // ...and, as upstream's, every other object it deploys but the ServiceAccount...
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    let labels = [
+        services.get("from-file").await.unwrap().metadata.labels,
+        autoscalers.get("from-file").await.unwrap().metadata.labels,
+    ];
+    for labels in labels {
+        assert_eq!(
+            labels.unwrap().get("hooked").map(String::as_str),
+            Some("yes")
+        );
+    }
     // ...and the deploy has its ApplicationStatus, as every deploy of the daemon has.
     let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
     let status = statuses.get(&status_name("from-file", "1")).await.unwrap();

@@ -277,7 +277,14 @@ impl Applier {
                     report.applied.push((Kind::Deployment, name_of(object)));
                 }
                 KubeObject::PodDisruptionBudget(_) => {
-                    let mut body = object.to_json();
+                    // The hook sees policy/v1, as upstream's did, whatever is applied.
+                    let mut body = hooked(
+                        options.hook,
+                        "PodDisruptionBudget",
+                        object.to_json(),
+                        &app.app_config,
+                    )
+                    .await?;
                     let resource = self.pdb_resource();
                     if self.pdb_version == PdbVersion::V1beta1 {
                         body["apiVersion"] = Value::from("policy/v1beta1");
@@ -296,7 +303,17 @@ impl Applier {
                     if other.kind() == Kind::HorizontalPodAutoscaler {
                         report.info(format!("Creating/updating autoscaler for {}", app.name));
                     }
-                    self.apply_body(&resource, app, &name_of(other), other.to_json(), report)
+                    // Upstream calls the hook for every object it deploys except the
+                    // ServiceAccount and RoleBindings (fiaas_deploy_daemon/deployer/kubernetes/
+                    // service.py, ingress_*.py, autoscaler.py).
+                    let body = hooked(
+                        options.hook,
+                        kind_name(other.kind()),
+                        other.to_json(),
+                        &app.app_config,
+                    )
+                    .await?;
+                    self.apply_body(&resource, app, &name_of(other), body, report)
                         .await?;
                     report.applied.push((other.kind(), name_of(other)));
                 }

@@ -109,9 +109,24 @@ fn typed_json<T: Serialize>(object: &T) -> serde_json::Value {
     serde_json::to_value(object).expect("a k8s-openapi object always serialises")
 }
 
-/// The kinds of objects fiaas manages for an app.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Kind {
+/// Declares [`Kind`] and [`Kind::ALL`] from one list, so a new kind cannot be left out of
+/// `ALL` (which pruning walks).
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $variant:ident,)*) => {
+        /// The kinds of objects fiaas manages for an app.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Kind {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Kind {
+            /// Every kind, in the upstream's deploy order (the order declared).
+            pub const ALL: [Kind; [$(Kind::$variant),*].len()] = [$(Kind::$variant),*];
+        }
+    };
+}
+
+kinds! {
     /// ServiceAccount.
     ServiceAccount,
     /// RoleBinding.
@@ -126,19 +141,6 @@ pub enum Kind {
     HorizontalPodAutoscaler,
     /// PodDisruptionBudget.
     PodDisruptionBudget,
-}
-
-impl Kind {
-    /// Every kind, in the upstream's deploy order.
-    pub const ALL: [Kind; 7] = [
-        Kind::ServiceAccount,
-        Kind::RoleBinding,
-        Kind::Service,
-        Kind::Ingress,
-        Kind::Deployment,
-        Kind::HorizontalPodAutoscaler,
-        Kind::PodDisruptionBudget,
-    ];
 }
 
 /// An `extensions/v1beta1` Ingress: k8s-openapi no longer models it, and old clusters need it.
