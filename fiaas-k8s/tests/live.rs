@@ -846,10 +846,13 @@ async fn application_statuses_are_named_sequenced_and_retained() {
         let app = format!("kept{kept}");
         let writer = StatusWriter::new(client.clone(), false).retaining(kept);
         for i in 1..=17 {
+            // No owner: there is no Application of this name, and the garbage collector
+            // deletes a status whose owner reference names one that does not exist.
             let subject = StatusSubject {
                 object_name: app.clone(),
                 app: app.clone(),
                 deployment_id: format!("d{i}"),
+                uid: None,
                 ..subject("unused")
             };
             writer
