@@ -1847,12 +1847,6 @@ def main():
             "binary_mtime": datetime.datetime.fromtimestamp(
                 os.path.getmtime(args.daemon)).strftime("%Y-%m-%d %H:%M"),
             "args": vars(args)}
-    if max(sizes, default=0) > args.max_concurrent_deploys:
-        # fiaas-daemon/src/deployer.rs holds a deploy's permit until its rollout ends, and
-        # without a kubelet no rollout ends before its timeout.
-        log(f"WARNING: N > --max-concurrent-deploys {args.max_concurrent_deploys}: the daemon "
-            "holds a permit until the rollout ends, so only that many apps get applied per "
-            "rollout timeout; pass --max-concurrent-deploys >= N")
     kube = Kube()
     log(f"output in {outdir}")
     results, ceilings = [], []
