@@ -148,8 +148,9 @@ struct Snapshot {
 /// How long a listing of a namespace's statuses answers lookups: long enough for a start-up or
 /// a relisting to use one listing, short enough that statuses written by others are seen soon.
 const SNAPSHOT_TTL: Duration = Duration::from_secs(30);
-/// Page size of that listing, bounding the memory it takes while it runs.
-const SNAPSHOT_PAGE: u32 = 500;
+/// Page size of that listing, bounding the memory it takes while it runs (statuses carry their
+/// deploy's logs).
+const SNAPSHOT_PAGE: u32 = crate::watch::LIST_PAGE_SIZE;
 
 /// Per `(namespace, app)`: how many statuses there may be, and the deployment id written last.
 type StatusCounts = HashMap<(String, String), (usize, String)>;

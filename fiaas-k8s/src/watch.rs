@@ -20,12 +20,19 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(20);
 /// Longest time to open a connection to the API server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Objects per page of a watch's (re)listing: kube's watcher holds a whole page of parsed objects
+/// at once, and a thousand full Deployments are tens of MiB; a few more requests per listing
+/// cost far less than that.
+pub const LIST_PAGE_SIZE: u32 = 100;
+
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// The watcher configuration every watch of the daemon starts from.
 pub fn watch_config() -> watcher::Config {
-    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
+    watcher::Config::default()
+        .timeout(WATCH_TIMEOUT_SECS)
+        .page_size(LIST_PAGE_SIZE)
 }
 
 /// Give a client configuration the deadlines the daemon relies on: connect and read timeouts,
