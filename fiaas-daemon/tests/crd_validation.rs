@@ -6,8 +6,11 @@
 //! A test binary of its own: it changes the cluster-wide CRD for a while, and cargo runs test
 //! binaries one after the other. The project's CRDs are put back afterwards, also on failure.
 
+mod support;
+
+use std::process::{Command, Stdio};
+
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
@@ -21,15 +24,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Daemon;
 
 fn application(name: &str, config: &Value) -> Value {
     json!({"apiVersion": "fiaas.schibsted.io/v1", "kind": "Application",
@@ -116,21 +111,7 @@ async fn the_api_server_refuses_an_invalid_fiaas_yml_and_takes_v2_and_valid_v3()
     let _restore = RestoreProjectCrds::new();
     let ns = test_namespace(&client, "crd-validation").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"))
-            .args(["--port", &port.to_string(), "--enable-crd-support"])
-            .args(["--crd-validation", "--use-apiextensionsv1-crd"])
-            .arg("--use-networkingv1-ingress")
-            .env("NAMESPACE", &ns)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start fiaas-deploy-daemon"),
-    );
+    let _daemon = Daemon::start(&ns, None, &["--crd-validation"]);
 
     // The daemon installs the CRD at start-up; the API server serves a new schema a moment
     // after storing it.

@@ -3,7 +3,8 @@
 //! global env var named like a managed one (which the upstream's rendering repeats, and
 //! server-side apply refuses as is) deploys with its last entry.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
@@ -13,15 +14,7 @@ use fiaas_tests::python_daemon::{DROPPED_LABEL, assert_taken_over, create_as_pyt
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use kube::api::Api;
 use serde_json::json;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Daemon;
 
 const FLAGS: [&str; 4] = [
     "--datadog-container-image",
@@ -63,21 +56,7 @@ async fn the_daemon_takes_over_what_the_python_daemon_deployed() {
         "resources": {"requests": {"cpu": "100m"}}});
     put(&client, &ns, "moved", "2", after).await;
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"))
-            .args(["--port", &port.to_string(), "--enable-crd-support"])
-            .args(["--use-apiextensionsv1-crd", "--use-networkingv1-ingress"])
-            .args(FLAGS)
-            .env("NAMESPACE", &ns)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start fiaas-deploy-daemon"),
-    );
+    let _daemon = Daemon::start(&ns, None, &FLAGS);
     let statuses: Api<ApplicationStatus> = Api::namespaced(client.clone(), &ns);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

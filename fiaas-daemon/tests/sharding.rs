@@ -19,6 +19,8 @@ use kube::api::Api;
 use support::{Daemon, audited, replica_kubeconfigs, small};
 
 const REPLICAS: [&str; 3] = ["replica-0", "replica-1", "replica-2"];
+/// 12 shards spread evenly over the three replicas.
+const EVEN: [(&str, usize); 3] = [("replica-0", 4), ("replica-1", 4), ("replica-2", 4)];
 
 fn start(ns: &str, kubeconfig: &PathBuf, identity: &str) -> Daemon {
     Daemon::start_as(
@@ -145,12 +147,7 @@ async fn three_replicas_share_twelve_shards_and_deploy_each_app_once() {
         .zip(&kubeconfigs)
         .map(|(replica, kubeconfig)| start(&ns, kubeconfig, replica))
         .collect();
-    let settled = wait_for_spread(
-        &client,
-        &ns,
-        &[("replica-0", 4), ("replica-1", 4), ("replica-2", 4)],
-    )
-    .await;
+    let settled = wait_for_spread(&client, &ns, &EVEN).await;
     eprintln!("3 replicas hold 4 shards each {settled:?} after start");
     let kubelet = keep_pods_ready(&client, &ns, None);
     let apps: Vec<String> = (0..300).map(|i| format!("app-{i}")).collect();
@@ -199,12 +196,7 @@ async fn a_killed_replica_s_shards_move_after_their_leases_expire_a_terminated_o
         .zip(&kubeconfigs)
         .map(|(replica, kubeconfig)| Some(start(&ns, kubeconfig, replica)))
         .collect();
-    wait_for_spread(
-        &client,
-        &ns,
-        &[("replica-0", 4), ("replica-1", 4), ("replica-2", 4)],
-    )
-    .await;
+    wait_for_spread(&client, &ns, &EVEN).await;
     let kubelet = keep_pods_ready(&client, &ns, None);
     let apps: Vec<String> = (0..90).map(|i| format!("app-{i}")).collect();
     for app in &apps {
@@ -313,12 +305,7 @@ async fn scaling_from_one_replica_to_three_and_back_loses_nothing() {
         .zip(&kubeconfigs[1..])
         .map(|(replica, kubeconfig)| start(&ns, kubeconfig, replica))
         .collect();
-    wait_for_spread(
-        &client,
-        &ns,
-        &[("replica-0", 4), ("replica-1", 4), ("replica-2", 4)],
-    )
-    .await;
+    wait_for_spread(&client, &ns, &EVEN).await;
     for other in &mut others {
         other.signal("-TERM");
     }

@@ -7,7 +7,8 @@
 //! A test binary of its own: it replaces the cluster's CRDs for a while
 //! (`tests/upstream_crds.rs`), and cargo runs test binaries one after the other.
 
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
 use fiaas_k8s::{ApplicationStatus, status_name};
@@ -15,15 +16,7 @@ use fiaas_tests::applications;
 use fiaas_tests::{drop_namespace, keep_pods_ready, test_cluster, test_namespace};
 use kube::api::Api;
 use serde_json::json;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::Daemon;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_upstreams_crds_get_every_status_written() {
@@ -33,20 +26,10 @@ async fn the_upstreams_crds_get_every_status_written() {
     let _restore = fiaas_tests::upstream_crds::install(&client).await;
     let ns = test_namespace(&client, "upstream-crds").await;
     let kubelet = keep_pods_ready(&client, &ns, None);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let _daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_fiaas-deploy-daemon"))
-            .args(["--port", &port.to_string(), "--enable-crd-support"])
-            .args(["--disable-crd-creation", "--include-status-in-app"])
-            .args(["--use-apiextensionsv1-crd", "--use-networkingv1-ingress"])
-            .env("NAMESPACE", &ns)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start fiaas-deploy-daemon"),
+    let _daemon = Daemon::start(
+        &ns,
+        None,
+        &["--disable-crd-creation", "--include-status-in-app"],
     );
     let applications = applications::api(&client, &ns);
     for (name, id) in [("first", "1"), ("second", "1"), ("first", "2")] {
